@@ -1,0 +1,40 @@
+// The engine's view of a protected virtual machine, whatever runs it.
+// Backends (checkpoint/kvm, later checkpoint/xen) implement Guest; the epoch
+// loop talks only to this interface (ARCHITECTURE.md §1).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "checkpoint/dirty_bitmap.h"
+#include "checkpoint/pfn.h"
+#include "proto/vm_state.pb.h"
+
+namespace understudy {
+
+class Guest {
+  public:
+    virtual ~Guest() = default;
+
+    [[nodiscard]] virtual const std::string &name() const = 0;
+    [[nodiscard]] virtual std::uint64_t memory_size() const = 0;
+
+    // Both return only once the guest's vCPUs are really stopped / running.
+    virtual void pause() = 0;
+    virtual void resume() = 0;
+
+    virtual void enable_dirty_log() = 0;
+    // ORs every page written since the previous harvest (by the guest or by the
+    // device model on its behalf) into `into`, and clears the log.
+    // Precondition: paused, or the result is only a lower bound.
+    virtual void harvest_dirty(DirtyBitmap &into) = 0;
+    // Copies the given pages, in order, into dst (pfns.size() * kPageSize bytes).
+    virtual void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const = 0;
+
+    // Precondition: paused.
+    [[nodiscard]] virtual proto::CpuState save_cpu() const = 0;
+    [[nodiscard]] virtual proto::DeviceState save_devices() const = 0;
+};
+
+} // namespace understudy
