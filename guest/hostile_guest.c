@@ -20,7 +20,7 @@ void guest_main(const struct us_boot_info *boot)
         struct us_hc_console_write w = {(uint64_t)(uintptr_t)text, ~0ull - 8};
         hypercall(US_HC_CONSOLE_WRITE, &w);
     } else if (is(cmd, "args-past-ram")) {
-        __asm__ volatile("outl %0, %w1" : : "a"((uint32_t)(boot->mem_size - 8)), "Nd"(US_HYPERCALL_PORT(US_HC_CLOCK)));
+        __asm__ volatile("outl %0, %w1" : : "a"((uint32_t)(boot->mem_size - 4)), "Nd"(US_HYPERCALL_PORT(US_HC_CLOCK)));
     } else if (is(cmd, "unknown-hypercall")) {
         __asm__ volatile("outl %0, %w1" : : "a"((uint32_t)US_BOOT_INFO_GPA), "Nd"(US_HYPERCALL_PORT(US_HC_COUNT + 7)));
     } else if (is(cmd, "net-read-huge")) {
