@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "checkpoint/kvm/kvm_guest.h"
+#include "checkpoint/kvm/kvm_hypervisor.h"
 #include "dom0d/cli/net_args.h"
 
 namespace po = boost::program_options;
@@ -98,8 +98,9 @@ int run_command(const std::string &program, const std::vector<std::string> &args
         return 2;
     }
 
+    const kvm::KvmHypervisor hypervisor;
     std::string why;
-    if (!kvm::KvmVm::available(&why)) {
+    if (!hypervisor.available(&why)) {
         std::cerr << program << " run: KVM is not usable on this host: " << why << "\n";
         return 2;
     }
@@ -122,7 +123,7 @@ int run_command(const std::string &program, const std::vector<std::string> &args
                   << " MiB, ip " << format_ipv4(config.ipv4) << ", mac " << format_mac(config.mac) << ", tap "
                   << (config.tap ? config.tap->name() : "none") << ", disk "
                   << (config.disk ? config.disk->path().string() : "none") << ")\n";
-        guest = kvm::KvmGuest::boot(config);
+        guest = hypervisor.boot(config);
     } catch (const std::exception &e) {
         std::cerr << program << " run: cannot start guest " << config.name << ": " << e.what() << "\n";
         return 2;
