@@ -21,7 +21,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+double micros(Clock::duration d)
+{
+    return std::chrono::duration<double, std::micro>(d).count();
+}
 
 double median(std::vector<double> v)
 {
@@ -123,9 +126,9 @@ int main(int argc, char **argv)
             << ", \"pause_call_us_p50\": " << median(r.pause_call) << ", \"harvest_us_p50\": " << median(r.harvest)
             << ", \"harvest_us_p90\": " << percentile(r.harvest, 0.9) << ", \"copy_us_p50\": " << median(r.copy)
             << ", \"copy_us_p90\": " << percentile(r.copy, 0.9)
-            << ", \"memcpy_baseline_us_p50\": " << median(r.memcpy_baseline)
-            << ", \"copy_vs_memcpy\": " << (median(r.memcpy_baseline) > 0 ? median(r.copy) / median(r.memcpy_baseline) : 0)
-            << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+            << ", \"memcpy_baseline_us_p50\": " << median(r.memcpy_baseline) << ", \"copy_vs_memcpy\": "
+            << (median(r.memcpy_baseline) > 0 ? median(r.copy) / median(r.memcpy_baseline) : 0) << "}"
+            << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     out << "  ]\n}\n";
     std::cout << out.str();

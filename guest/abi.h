@@ -21,7 +21,7 @@
 #define US_GDT_GPA 0x1000u
 #define US_PML4_GPA 0x2000u
 #define US_PDPT_GPA 0x3000u
-#define US_PD_GPA 0x4000u           /* one page directory per GiB of RAM follows */
+#define US_PD_GPA 0x4000u /* one page directory per GiB of RAM follows */
 #define US_MAX_RAM_GIB 16u
 #define US_BOOT_INFO_GPA 0x18000u   /* struct us_boot_info, also passed in %rdi */
 #define US_KERNEL_MIN_GPA 0x100000u /* guest images are linked at or above 1 MiB */
@@ -43,12 +43,12 @@ enum us_hypercall {
 
 /* Results in the `ret` fields. */
 #define US_OK 0
-#define US_EAGAIN 1   /* nothing to read now */
-#define US_EINVAL 2   /* a well-formed request the device refuses (e.g. bad sector) */
-#define US_EIO 3      /* the host side failed; the guest may retry */
+#define US_EAGAIN 1 /* nothing to read now */
+#define US_EINVAL 2 /* a well-formed request the device refuses (e.g. bad sector) */
+#define US_EIO 3    /* the host side failed; the guest may retry */
 
 #define US_MAX_CONSOLE_WRITE 4096u
-#define US_MAX_FRAME 1518u       /* Ethernet frame without FCS, no jumbo frames */
+#define US_MAX_FRAME 1518u /* Ethernet frame without FCS, no jumbo frames */
 #define US_MAX_BLOCK_IO 65536u
 
 struct us_hc_console_write {
@@ -90,12 +90,12 @@ struct us_boot_info {
     uint64_t magic;
     uint32_t abi_version;
     uint32_t reserved0;
-    uint64_t mem_size;     /* bytes of guest RAM, identity-mapped from 0 */
-    uint64_t image_end;    /* first byte after the loaded image, page aligned */
-    uint8_t mac[6];        /* the guest NIC's address */
-    uint16_t udp_port;     /* the counter service port (host order) */
-    uint32_t ipv4;         /* network order */
-    uint32_t netmask;      /* network order */
+    uint64_t mem_size;  /* bytes of guest RAM, identity-mapped from 0 */
+    uint64_t image_end; /* first byte after the loaded image, page aligned */
+    uint8_t mac[6];     /* the guest NIC's address */
+    uint16_t udp_port;  /* the counter service port (host order) */
+    uint32_t ipv4;      /* network order */
+    uint32_t netmask;   /* network order */
     uint64_t block_sectors;
     uint64_t dirty_pages_per_second; /* initial workload rate */
     char cmdline[US_CMDLINE_MAX];    /* NUL-terminated free text for the guest */

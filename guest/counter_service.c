@@ -41,7 +41,10 @@ static size_t put(uint8_t *out, size_t at, const char *s)
     return at + n;
 }
 
-static size_t put_u64(uint8_t *out, size_t at, uint64_t v) { return at + fmt_u64((char *)out + at, v); }
+static size_t put_u64(uint8_t *out, size_t at, uint64_t v)
+{
+    return at + fmt_u64((char *)out + at, v);
+}
 
 /* Requests are one line of text; see docs/demo-guest.md. */
 static size_t serve(const uint8_t *data, size_t len, uint8_t *reply, size_t cap)
@@ -99,4 +102,7 @@ void counter_service_init(const struct us_boot_info *boot)
     print(have_disk ? " (kept on disk)\n" : " (no disk: memory only)\n");
 }
 
-uint64_t counter_value(void) { return counter; }
+uint64_t counter_value(void)
+{
+    return counter;
+}

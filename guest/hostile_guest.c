@@ -3,7 +3,10 @@
  * stop it with a clear error and survive. Used by tests only. */
 #include "runtime.h"
 
-static int is(const char *cmd, const char *name) { return strlen(cmd) == strlen(name) && memcmp(cmd, name, strlen(name)) == 0; }
+static int is(const char *cmd, const char *name)
+{
+    return strlen(cmd) == strlen(name) && memcmp(cmd, name, strlen(name)) == 0;
+}
 
 void guest_main(const struct us_boot_info *boot)
 {

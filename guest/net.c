@@ -77,7 +77,10 @@ static void eth_header(const uint8_t *dst_mac, uint16_t type)
     eth->type = htons(type);
 }
 
-uint8_t *net_ip_payload(void) { return tx_frame + sizeof(struct eth_hdr) + sizeof(struct ipv4_hdr); }
+uint8_t *net_ip_payload(void)
+{
+    return tx_frame + sizeof(struct eth_hdr) + sizeof(struct ipv4_hdr);
+}
 
 void net_send_ipv4(const uint8_t *dst_mac, uint32_t dst_ip, uint8_t proto, size_t payload_len)
 {
@@ -153,14 +156,16 @@ static void handle_udp(const struct ipv4_packet *pkt)
     size_t udp_len = ntohs(udp->len);
     if (udp_len < sizeof(*udp) || udp_len > pkt->len)
         return;
-    if (udp->csum && inet_checksum(pkt->payload, udp_len, pseudo_header_sum(pkt->src_ip, pkt->dst_ip, IPPROTO_UDP, udp_len)) != 0)
+    if (udp->csum &&
+        inet_checksum(pkt->payload, udp_len, pseudo_header_sum(pkt->src_ip, pkt->dst_ip, IPPROTO_UDP, udp_len)) != 0)
         return;
     for (int i = 0; i < MAX_UDP_BINDINGS; i++) {
         if (!udp_bindings[i].handler || udp_bindings[i].port != ntohs(udp->dport))
             continue;
         uint8_t *out = net_ip_payload();
         size_t cap = US_MAX_FRAME - sizeof(struct eth_hdr) - sizeof(struct ipv4_hdr) - sizeof(struct udp_hdr);
-        size_t n = udp_bindings[i].handler(pkt->payload + sizeof(*udp), udp_len - sizeof(*udp), out + sizeof(struct udp_hdr), cap);
+        size_t n = udp_bindings[i].handler(pkt->payload + sizeof(*udp), udp_len - sizeof(*udp),
+                                           out + sizeof(struct udp_hdr), cap);
         if (!n)
             return;
         struct udp_hdr *rep = (struct udp_hdr *)out;
@@ -168,7 +173,8 @@ static void handle_udp(const struct ipv4_packet *pkt)
         rep->dport = udp->sport;
         rep->len = htons((uint16_t)(sizeof(*rep) + n));
         rep->csum = 0;
-        uint16_t c = inet_checksum(out, sizeof(*rep) + n, pseudo_header_sum(my_ip, pkt->src_ip, IPPROTO_UDP, sizeof(*rep) + n));
+        uint16_t c =
+            inet_checksum(out, sizeof(*rep) + n, pseudo_header_sum(my_ip, pkt->src_ip, IPPROTO_UDP, sizeof(*rep) + n));
         rep->csum = c ? c : 0xffff;
         net_send_ipv4(pkt->src_mac, pkt->src_ip, IPPROTO_UDP, sizeof(*rep) + n);
         return;
@@ -204,7 +210,10 @@ void net_init(const struct us_boot_info *boot)
     net_register_ip(IPPROTO_UDP, handle_udp);
 }
 
-void net_register_ip(uint8_t proto, ip_handler handler) { ip_handlers[proto] = handler; }
+void net_register_ip(uint8_t proto, ip_handler handler)
+{
+    ip_handlers[proto] = handler;
+}
 
 void net_bind_udp(uint16_t port, udp_handler handler)
 {
@@ -235,4 +244,7 @@ int net_poll_once(void)
     return 1;
 }
 
-uint64_t net_rx_buffer_pfn(void) { return (uint64_t)(uintptr_t)rx_frame / US_PAGE_SIZE; }
+uint64_t net_rx_buffer_pfn(void)
+{
+    return (uint64_t)(uintptr_t)rx_frame / US_PAGE_SIZE;
+}

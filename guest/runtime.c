@@ -53,7 +53,10 @@ void console_write(const char *s, size_t len)
     hypercall(US_HC_CONSOLE_WRITE, &w);
 }
 
-void print(const char *s) { console_write(s, strlen(s)); }
+void print(const char *s)
+{
+    console_write(s, strlen(s));
+}
 
 size_t fmt_u64(char *out, uint64_t v)
 {

@@ -33,7 +33,13 @@ uint64_t parse_u64(const char **s, const char *end);
 
 void halt(uint64_t status) __attribute__((noreturn));
 
-static inline uint16_t htons(uint16_t v) { return (uint16_t)((v << 8) | (v >> 8)); }
-static inline uint16_t ntohs(uint16_t v) { return htons(v); }
+static inline uint16_t htons(uint16_t v)
+{
+    return (uint16_t)((v << 8) | (v >> 8));
+}
+static inline uint16_t ntohs(uint16_t v)
+{
+    return htons(v);
+}
 
 #endif

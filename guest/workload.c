@@ -20,9 +20,18 @@ void workload_set_rate(uint64_t pages_per_second)
     last_tick_ns = clock_ns();
 }
 
-uint64_t workload_rate(void) { return rate; }
-uint64_t workload_pages(void) { return area_pages; }
-uint64_t workload_first_pfn(void) { return (uint64_t)(uintptr_t)area / US_PAGE_SIZE; }
+uint64_t workload_rate(void)
+{
+    return rate;
+}
+uint64_t workload_pages(void)
+{
+    return area_pages;
+}
+uint64_t workload_first_pfn(void)
+{
+    return (uint64_t)(uintptr_t)area / US_PAGE_SIZE;
+}
 
 uint64_t workload_dirty(uint64_t first, uint64_t count)
 {

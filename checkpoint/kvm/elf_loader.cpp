@@ -13,7 +13,10 @@ namespace understudy::kvm {
 namespace {
 constexpr std::uint64_t kMaxSegments = 64;
 
-bool add_overflows(std::uint64_t a, std::uint64_t b) { return a + b < a; }
+bool add_overflows(std::uint64_t a, std::uint64_t b)
+{
+    return a + b < a;
+}
 } // namespace
 
 ElfImage parse_elf(std::span<const std::uint8_t> file)

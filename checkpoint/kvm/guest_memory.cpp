@@ -51,8 +51,8 @@ GuestMemory::~GuestMemory()
 void GuestMemory::check(std::uint64_t gpa, std::uint64_t len, const char *what) const
 {
     if (gpa > size_ || len > size_ - gpa)
-        throw GuestFault(std::string(what) + ": guest range " + hex(gpa) + "+" + hex(len) +
-                         " is outside guest RAM (" + std::to_string(size_ >> 20) + " MiB)");
+        throw GuestFault(std::string(what) + ": guest range " + hex(gpa) + "+" + hex(len) + " is outside guest RAM (" +
+                         std::to_string(size_ >> 20) + " MiB)");
 }
 
 std::span<const std::uint8_t> GuestMemory::read_view(std::uint64_t gpa, std::uint64_t len, const char *what) const

@@ -6,7 +6,10 @@
 
 namespace understudy::kvm {
 
-void HypercallTable::add(us_hypercall nr, Handler handler) { handlers_.at(nr) = std::move(handler); }
+void HypercallTable::add(us_hypercall nr, Handler handler)
+{
+    handlers_.at(nr) = std::move(handler);
+}
 
 void HypercallTable::dispatch(std::uint16_t port, std::uint32_t value) const
 {

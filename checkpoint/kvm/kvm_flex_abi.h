@@ -37,7 +37,10 @@ template <class Header, class Entry> class FlexArray {
         static_assert(sizeof(Header) % alignof(Entry) == 0);
     }
     Header *header() { return reinterpret_cast<Header *>(storage_.data()); }
-    Entry *entries() { return reinterpret_cast<Entry *>(reinterpret_cast<std::uint8_t *>(storage_.data()) + sizeof(Header)); }
+    Entry *entries()
+    {
+        return reinterpret_cast<Entry *>(reinterpret_cast<std::uint8_t *>(storage_.data()) + sizeof(Header));
+    }
     void *data() { return storage_.data(); }
 
   private:

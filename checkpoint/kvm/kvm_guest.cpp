@@ -16,7 +16,8 @@ ConsoleDevice::Sink console_sink(const KvmGuestConfig &config)
 {
     if (config.console)
         return config.console;
-    return [](std::string_view text) { std::cout.write(text.data(), static_cast<std::streamsize>(text.size())).flush(); };
+    return
+        [](std::string_view text) { std::cout.write(text.data(), static_cast<std::streamsize>(text.size())).flush(); };
 }
 
 us_boot_info boot_info(const KvmGuestConfig &config, std::uint64_t image_end, std::uint64_t sectors)
@@ -56,7 +57,10 @@ KvmGuest::KvmGuest(KvmGuestConfig config)
     });
 }
 
-KvmGuest::~KvmGuest() { runner_.stop(); }
+KvmGuest::~KvmGuest()
+{
+    runner_.stop();
+}
 
 std::unique_ptr<KvmGuest> KvmGuest::boot(KvmGuestConfig config)
 {
@@ -108,8 +112,14 @@ Snapshot KvmGuest::snapshot() const
     return s;
 }
 
-void KvmGuest::pause() { runner_.pause(); }
-void KvmGuest::resume() { runner_.resume(); }
+void KvmGuest::pause()
+{
+    runner_.pause();
+}
+void KvmGuest::resume()
+{
+    runner_.resume();
+}
 
 void KvmGuest::enable_dirty_log()
 {
@@ -123,8 +133,8 @@ void KvmGuest::enable_dirty_log()
 void KvmGuest::harvest_dirty(DirtyBitmap &into)
 {
     if (into.pages() != memory_.pages())
-        throw KvmError("harvest dirty log of guest " + config_.name + ": bitmap covers " + std::to_string(into.pages()) +
-                       " pages, the guest has " + std::to_string(memory_.pages()));
+        throw KvmError("harvest dirty log of guest " + config_.name + ": bitmap covers " +
+                       std::to_string(into.pages()) + " pages, the guest has " + std::to_string(memory_.pages()));
     vm_.harvest_dirty_log(into);
     memory_.vmm_dirty().drain_into(into);
 }

@@ -14,7 +14,10 @@ class KvmHypervisor final : public Hypervisor {
     std::string_view backend() const override { return "kvm"; }
     bool available(std::string *why) const override { return KvmVm::available(why); }
 
-    [[nodiscard]] std::unique_ptr<KvmGuest> boot(KvmGuestConfig config) const { return KvmGuest::boot(std::move(config)); }
+    [[nodiscard]] std::unique_ptr<KvmGuest> boot(KvmGuestConfig config) const
+    {
+        return KvmGuest::boot(std::move(config));
+    }
     [[nodiscard]] std::unique_ptr<KvmGuest> restore(KvmGuestConfig config, const Snapshot &snapshot) const
     {
         return KvmGuest::restore(std::move(config), snapshot);

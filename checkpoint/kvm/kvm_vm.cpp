@@ -30,8 +30,8 @@ bool KvmVm::available(std::string *why)
     close(fd);
     if (version != KVM_API_VERSION) {
         if (why)
-            *why = "/dev/kvm speaks API version " + std::to_string(version) + ", not " +
-                   std::to_string(KVM_API_VERSION);
+            *why =
+                "/dev/kvm speaks API version " + std::to_string(version) + ", not " + std::to_string(KVM_API_VERSION);
         return false;
     }
     return true;

@@ -28,7 +28,7 @@ void install_kick_handler()
 {
     static std::once_flag once;
     std::call_once(once, [] {
-        struct sigaction sa{};
+        struct sigaction sa {};
         sa.sa_handler = on_kick;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = 0; // no SA_RESTART: blocking calls return EINTR
@@ -54,7 +54,10 @@ VcpuRunner::VcpuRunner(int vcpu_fd, kvm_run *run, std::string name, PortWriteHan
     install_kick_handler();
 }
 
-VcpuRunner::~VcpuRunner() { stop(); }
+VcpuRunner::~VcpuRunner()
+{
+    stop();
+}
 
 void VcpuRunner::start(bool paused)
 {

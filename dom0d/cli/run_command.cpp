@@ -119,8 +119,8 @@ int run_command(const std::string &program, const std::vector<std::string> &args
         if (vm.count("disk"))
             config.disk = std::make_shared<kvm::BlockImage>(vm["disk"].as<std::string>(),
                                                             std::uint64_t{vm["disk-size"].as<unsigned>()} << 20);
-        std::cerr << "understudy: starting guest " << config.name << " (" << (config.memory_bytes >> 20)
-                  << " MiB, ip " << format_ipv4(config.ipv4) << ", mac " << format_mac(config.mac) << ", tap "
+        std::cerr << "understudy: starting guest " << config.name << " (" << (config.memory_bytes >> 20) << " MiB, ip "
+                  << format_ipv4(config.ipv4) << ", mac " << format_mac(config.mac) << ", tap "
                   << (config.tap ? config.tap->name() : "none") << ", disk "
                   << (config.disk ? config.disk->path().string() : "none") << ")\n";
         guest = hypervisor.boot(config);

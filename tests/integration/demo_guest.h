@@ -40,6 +40,15 @@ inline bool wait_for_console(const kvm::KvmGuest &g, const std::string &text,
     return false;
 }
 
+// Boots the demo guest on `net` and waits until it serves.
+inline std::unique_ptr<kvm::KvmGuest> boot_ready_demo(TestNetwork &net)
+{
+    auto guest = kvm::KvmGuest::boot(demo_config(net.make_tap()));
+    if (!wait_for_console(*guest, "demo guest: ready"))
+        throw std::runtime_error("the demo guest did not get ready; console: " + guest->console_output());
+    return guest;
+}
+
 // Parses the first decimal number in `s`.
 inline std::uint64_t number_in(const std::string &s)
 {

@@ -9,8 +9,7 @@ using namespace understudy::testing;
 TEST_CASE("harvest_dirty reports the pages the guest wrote and those the VMM wrote for it", "[kvm][dirty]")
 {
     TestNetwork net("dirty");
-    auto guest = kvm::KvmGuest::boot(demo_config(net.make_tap()));
-    REQUIRE(wait_for_console(*guest, "demo guest: ready"));
+    auto guest = boot_ready_demo(net);
     auto udp = net.guest_udp_socket();
     REQUIRE(udp_request(udp.get(), "get"));
 

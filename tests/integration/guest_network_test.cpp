@@ -8,8 +8,7 @@ using namespace understudy::testing;
 TEST_CASE("a client in another namespace reaches the demo guest with ping, arping and UDP", "[kvm][net]")
 {
     TestNetwork net("net");
-    auto guest = kvm::KvmGuest::boot(demo_config(net.make_tap()));
-    REQUIRE(wait_for_console(*guest, "demo guest: ready"));
+    auto guest = boot_ready_demo(net);
 
     auto ping = net.in_client(std::string("ping -c 3 -i 0.3 -W 3 ") + kGuestIp);
     INFO(ping.output);

@@ -26,12 +26,9 @@ kvm::VmStop run_hostile(const std::string &mode)
 TEST_CASE("a hostile guest is stopped with an error naming what it did", "[kvm][hostile]")
 {
     const std::vector<std::pair<std::string, std::string>> cases{
-        {"console-past-ram", "outside guest RAM"},
-        {"console-huge-length", "console write of"},
-        {"args-past-ram", "clock arguments"},
-        {"unknown-hypercall", "no known hypercall"},
-        {"net-read-huge", "net read buffer"},
-        {"triple-fault", "triple fault"},
+        {"console-past-ram", "outside guest RAM"}, {"console-huge-length", "console write of"},
+        {"args-past-ram", "clock arguments"},      {"unknown-hypercall", "no known hypercall"},
+        {"net-read-huge", "net read buffer"},      {"triple-fault", "triple fault"},
     };
     for (const auto &[mode, expected] : cases) {
         INFO("hostile mode " << mode);

@@ -1,8 +1,8 @@
 #include "tests/support/test_network.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -23,7 +23,8 @@ void must(const std::string &command)
 {
     auto r = run_command(command);
     if (r.status != 0)
-        throw std::runtime_error("test network: '" + command + "' failed (" + std::to_string(r.status) + "): " + r.output);
+        throw std::runtime_error("test network: '" + command + "' failed (" + std::to_string(r.status) +
+                                 "): " + r.output);
 }
 
 // Runs f on a thread that has entered namespace `ns`; sockets and TAPs it

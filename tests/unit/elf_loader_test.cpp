@@ -10,9 +10,15 @@ using namespace understudy::kvm;
 
 namespace {
 
-std::vector<std::uint8_t> demo_guest() { return read_file(UNDERSTUDY_DEMO_GUEST); }
+std::vector<std::uint8_t> demo_guest()
+{
+    return read_file(UNDERSTUDY_DEMO_GUEST);
+}
 
-Elf64_Ehdr &header(std::vector<std::uint8_t> &f) { return *reinterpret_cast<Elf64_Ehdr *>(f.data()); }
+Elf64_Ehdr &header(std::vector<std::uint8_t> &f)
+{
+    return *reinterpret_cast<Elf64_Ehdr *>(f.data());
+}
 
 Elf64_Phdr &first_load(std::vector<std::uint8_t> &f)
 {

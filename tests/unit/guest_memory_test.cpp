@@ -11,7 +11,8 @@ TEST_CASE("guest memory hands out only ranges inside RAM", "[guest_memory]")
     GuestMemory mem(1 << 20, "unit");
     CHECK(mem.read_view(0, 1 << 20, "all").size() == (1u << 20));
     CHECK(mem.read_view(1 << 20, 0, "empty at the end").empty());
-    CHECK_THROWS_WITH(mem.read_view((1 << 20) - 8, 16, "tail"), Catch::Contains("tail") && Catch::Contains("outside guest RAM"));
+    CHECK_THROWS_WITH(mem.read_view((1 << 20) - 8, 16, "tail"),
+                      Catch::Contains("tail") && Catch::Contains("outside guest RAM"));
     CHECK_THROWS_AS(mem.read_view(~std::uint64_t{0}, 2, "wrap"), GuestFault);
     CHECK_THROWS_AS(mem.read_view(16, ~std::uint64_t{0} - 8, "huge"), GuestFault);
     CHECK_THROWS_AS(mem.write_view((1 << 20) + 1, 0, "past"), GuestFault);

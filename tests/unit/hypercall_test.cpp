@@ -108,7 +108,8 @@ TEST_CASE("bad guest addresses and lengths stop the guest with a reason", "[hype
 TEST_CASE("a block request past the end of the disk fails for the guest, not the host", "[hypercall]")
 {
     Machine m;
-    for (std::uint64_t sector : {std::uint64_t{64}, std::uint64_t{63} + 1, ~std::uint64_t{0}, ~std::uint64_t{0} / 512}) {
+    for (std::uint64_t sector :
+         {std::uint64_t{64}, std::uint64_t{63} + 1, ~std::uint64_t{0}, ~std::uint64_t{0} / 512}) {
         m.call(US_HC_BLOCK_READ, us_hc_block_io{sector, kData, 2 * US_SECTOR_SIZE, 0});
         CHECK(m.result<us_hc_block_io>().ret == US_EINVAL);
     }

@@ -22,7 +22,7 @@ BlockImage::BlockImage(const std::filesystem::path &path, std::uint64_t create_b
     }
     if (!fd_)
         throw system_error(who + ": open");
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd_.get(), &st) != 0)
         throw system_error(who + ": fstat");
     if (st.st_size <= 0 || st.st_size % US_SECTOR_SIZE)
@@ -44,8 +44,8 @@ void BlockDevice::transfer(GuestMemory &memory, std::uint64_t gpa, bool write)
     const char *what = write ? "block write" : "block read";
     auto args = memory.read_struct<us_hc_block_io>(gpa, what);
     if (args.len == 0 || args.len % US_SECTOR_SIZE || args.len > US_MAX_BLOCK_IO)
-        throw GuestFault(std::string(what) + " of " + std::to_string(args.len) + " bytes (must be whole sectors, at most " +
-                         std::to_string(US_MAX_BLOCK_IO) + ")");
+        throw GuestFault(std::string(what) + " of " + std::to_string(args.len) +
+                         " bytes (must be whole sectors, at most " + std::to_string(US_MAX_BLOCK_IO) + ")");
     const std::uint64_t count = args.len / US_SECTOR_SIZE;
     if (!image_ || args.sector > image_->sectors() || count > image_->sectors() - args.sector) {
         args.ret = US_EINVAL; // like a disk: past the end is an I/O error for the guest, not a crash

@@ -14,8 +14,7 @@ constexpr std::uint64_t kMinFrame = 14; // an Ethernet header
 constexpr std::uint64_t kMaxPollNs = 1'000'000'000;
 } // namespace
 
-NetDevice::NetDevice(std::shared_ptr<TapDevice> tap, std::array<std::uint8_t, 6> mac)
-    : tap_(std::move(tap)), mac_(mac)
+NetDevice::NetDevice(std::shared_ptr<TapDevice> tap, std::array<std::uint8_t, 6> mac) : tap_(std::move(tap)), mac_(mac)
 {
 }
 

@@ -23,7 +23,8 @@ TapDevice::TapDevice(const std::string &name)
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
     std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
     if (ioctl(fd_.get(), TUNSETIFF, &ifr) < 0)
-        throw system_error("TAP " + name + ": TUNSETIFF (does it exist as another kind of device, or are we not root?)");
+        throw system_error("TAP " + name +
+                           ": TUNSETIFF (does it exist as another kind of device, or are we not root?)");
     name_ = ifr.ifr_name;
 
     UniqueFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
