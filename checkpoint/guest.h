@@ -9,6 +9,7 @@
 
 #include "checkpoint/dirty_bitmap.h"
 #include "checkpoint/pfn.h"
+#include "drbd/epoch_disk_log.h"
 #include "proto/vm_state.pb.h"
 
 namespace understudy {
@@ -35,6 +36,18 @@ class Guest {
     // Precondition: paused.
     [[nodiscard]] virtual proto::CpuState save_cpu() const = 0;
     [[nodiscard]] virtual proto::DeviceState save_devices() const = 0;
+
+    // The guest's disk, replicated with its memory (ARCHITECTURE.md §7).
+    // 0: the guest has no disk.
+    [[nodiscard]] virtual std::uint64_t disk_bytes() const { return 0; }
+    // Records every disk write from now on, starting from an empty log.
+    virtual void start_disk_log() {}
+    virtual void stop_disk_log() {}
+    // Moves the writes recorded since the previous call into `into`.
+    // Precondition: paused, for the writes to match the memory harvested.
+    virtual void take_disk_writes(EpochDiskWrites &into) { into.clear(); }
+    // Reads whole sectors of the disk as it is now (for the initial sync).
+    virtual void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const = 0;
 };
 
 } // namespace understudy

@@ -78,20 +78,30 @@ std::unique_ptr<KvmGuest> KvmGuest::boot(KvmGuestConfig config)
 
 std::unique_ptr<KvmGuest> KvmGuest::restore(KvmGuestConfig config, const Snapshot &snapshot)
 {
-    if (snapshot.memory.size() != config.memory_bytes)
-        throw KvmError("restore guest " + config.name + ": snapshot holds " + std::to_string(snapshot.memory.size()) +
+    return restore(std::move(config), snapshot.memory, snapshot.cpu, snapshot.devices);
+}
+
+std::unique_ptr<KvmGuest> KvmGuest::restore(KvmGuestConfig config, std::span<const std::uint8_t> memory,
+                                            const proto::CpuState &cpu, const proto::DeviceState &devices)
+{
+    if (memory.size() != config.memory_bytes)
+        throw KvmError("restore guest " + config.name + ": snapshot holds " + std::to_string(memory.size()) +
                        " bytes of RAM, the VM has " + std::to_string(config.memory_bytes));
-    if (snapshot.cpu.format() != kKvmCpuStateFormat || !snapshot.cpu.has_kvm() || snapshot.cpu.kvm().vcpus_size() != 1)
+    if (cpu.format() != kKvmCpuStateFormat || !cpu.has_kvm() || cpu.kvm().vcpus_size() != 1)
         throw KvmError("restore guest " + config.name + ": CPU state is not format " +
                        std::to_string(kKvmCpuStateFormat) + " of the kvm backend with one vCPU");
-    if (snapshot.devices.format() != kKvmDeviceStateFormat)
-        throw KvmError("restore guest " + config.name + ": device state format " +
-                       std::to_string(snapshot.devices.format()) + " is not " + std::to_string(kKvmDeviceStateFormat));
-    auto vcpu = from_proto(snapshot.cpu.kvm().vcpus(0));
+    if (devices.format() != kKvmDeviceStateFormat)
+        throw KvmError("restore guest " + config.name + ": device state format " + std::to_string(devices.format()) +
+                       " is not " + std::to_string(kKvmDeviceStateFormat));
+    auto vcpu = from_proto(cpu.kvm().vcpus(0));
     std::unique_ptr<KvmGuest> guest(new KvmGuest(std::move(config)));
-    std::memcpy(guest->memory_.host_base(), snapshot.memory.data(), snapshot.memory.size());
+    if (devices.block().sectors() != guest->block_.sectors())
+        throw KvmError("restore guest " + guest->config_.name + ": the saved disk had " +
+                       std::to_string(devices.block().sectors()) + " sectors, the attached one has " +
+                       std::to_string(guest->block_.sectors()));
+    std::memcpy(guest->memory_.host_base(), memory.data(), memory.size());
     load_vcpu(guest->vm_.vcpu_fd(), vcpu);
-    guest->clock_.restore(snapshot.devices.clock());
+    guest->clock_.restore(devices.clock());
     guest->runner_.start(true);
     return guest;
 }
@@ -151,6 +161,12 @@ void KvmGuest::read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst
                            " is past the end of RAM");
         std::memcpy(dst.data() + i * kPageSize, memory_.host_base() + pfns[i].address(), kPageSize);
     }
+}
+
+void KvmGuest::take_disk_writes(EpochDiskWrites &into)
+{
+    require_paused("take disk writes");
+    block_.write_log().take(into);
 }
 
 proto::CpuState KvmGuest::save_cpu() const

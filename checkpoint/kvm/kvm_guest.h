@@ -37,6 +37,9 @@ class KvmGuest final : public Guest {
     [[nodiscard]] static std::unique_ptr<KvmGuest> boot(KvmGuestConfig config);
     // Builds a new VM from `snapshot`, held paused until resume().
     [[nodiscard]] static std::unique_ptr<KvmGuest> restore(KvmGuestConfig config, const Snapshot &snapshot);
+    [[nodiscard]] static std::unique_ptr<KvmGuest> restore(KvmGuestConfig config, std::span<const std::uint8_t> memory,
+                                                           const proto::CpuState &cpu,
+                                                           const proto::DeviceState &devices);
     ~KvmGuest() override;
 
     // Precondition: paused.
@@ -51,6 +54,11 @@ class KvmGuest final : public Guest {
     void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const override;
     proto::CpuState save_cpu() const override;
     proto::DeviceState save_devices() const override;
+    std::uint64_t disk_bytes() const override { return block_.sectors() * US_SECTOR_SIZE; }
+    void start_disk_log() override { block_.write_log().start(); }
+    void stop_disk_log() override { block_.write_log().stop(); }
+    void take_disk_writes(EpochDiskWrites &into) override;
+    void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const override { block_.read(sector, into); }
 
     [[nodiscard]] bool paused() const { return runner_.paused(); }
     // Stops the vCPU for good (the memory stays readable).

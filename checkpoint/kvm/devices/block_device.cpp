@@ -57,12 +57,30 @@ void BlockDevice::transfer(GuestMemory &memory, std::uint64_t gpa, bool write)
     if (write) {
         auto src = memory.read_view(args.data, args.len, what);
         done = ::pwrite(image_->fd(), src.data(), src.size(), offset);
+        if (done == static_cast<ssize_t>(args.len))
+            log_.record(args.sector, src);
     } else {
         auto dst = memory.write_view(args.data, args.len, what);
         done = ::pread(image_->fd(), dst.data(), dst.size(), offset);
     }
     args.ret = done == static_cast<ssize_t>(args.len) ? US_OK : US_EIO;
     memory.write_struct(gpa, args, what);
+}
+
+void BlockDevice::read(std::uint64_t sector, std::span<std::uint8_t> into) const
+{
+    const std::uint64_t count = into.size() / US_SECTOR_SIZE;
+    if (into.size() % US_SECTOR_SIZE || sector > sectors() || count > sectors() - sector)
+        throw KvmError("read disk sectors " + std::to_string(sector) + "+" + std::to_string(count) + " of " +
+                       std::to_string(sectors()) + ": out of range or not whole sectors");
+    std::size_t done = 0;
+    while (done < into.size()) {
+        ssize_t n = ::pread(image_->fd(), into.data() + done, into.size() - done,
+                            static_cast<off_t>(sector * US_SECTOR_SIZE + done));
+        if (n <= 0)
+            throw system_error("read disk image " + image_->path().string());
+        done += static_cast<std::size_t>(n);
+    }
 }
 
 proto::BlockState BlockDevice::save() const

@@ -8,6 +8,7 @@
 #include "checkpoint/kvm/guest_memory.h"
 #include "checkpoint/kvm/hypercall_table.h"
 #include "checkpoint/unique_fd.h"
+#include "drbd/epoch_disk_log.h"
 #include "proto/vm_state.pb.h"
 
 namespace understudy::kvm {
@@ -35,11 +36,16 @@ class BlockDevice {
     void attach(HypercallTable &table, GuestMemory &memory);
     [[nodiscard]] std::uint64_t sectors() const noexcept { return image_ ? image_->sectors() : 0; }
     [[nodiscard]] proto::BlockState save() const;
+    // Every completed guest write is also recorded here (for replication).
+    [[nodiscard]] DiskWriteLog &write_log() noexcept { return log_; }
+    // Reads whole sectors of the image; throws KvmError past its end.
+    void read(std::uint64_t sector, std::span<std::uint8_t> into) const;
 
   private:
     void transfer(GuestMemory &memory, std::uint64_t gpa, bool write);
 
     std::shared_ptr<BlockImage> image_;
+    DiskWriteLog log_;
 };
 
 } // namespace understudy::kvm

@@ -1,0 +1,123 @@
+// The primary's side of protection (ARCHITECTURE.md §2): a checkpoint thread
+// that pre-copies the guest and then, every interval, pauses it, harvests and
+// copies the dirty pages, CPU, devices and disk writes into a staging buffer
+// and resumes it; and a sender thread that ships staged epochs to the backup
+// and waits for each ack. At most two staging buffers exist: when shipping
+// falls behind, the next pause waits (counted in status). When the backup is
+// lost, the guest keeps running unprotected and the sender keeps trying to
+// re-protect it with a full resync.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/checkpoint_participant.h"
+#include "checkpoint/epoch_sender.h"
+#include "checkpoint/guest.h"
+#include "checkpoint/replication_status.h"
+#include "checkpoint/staging_buffer.h"
+#include "checkpoint/stream/link.h"
+#include "checkpoint/stream/record_reader.h"
+#include "checkpoint/stream/record_writer.h"
+
+namespace understudy {
+
+struct ReplicationSettings {
+    std::chrono::milliseconds interval{25};
+    std::chrono::milliseconds ack_timeout{2000};
+    std::chrono::milliseconds retry_interval{1000};
+    std::chrono::milliseconds heartbeat_interval{500};
+    PageCodecSettings codec;
+    std::string backend = "kvm";
+    unsigned precopy_rounds = 4;             // iterations after the full copy
+    std::uint64_t precopy_chunk_pages = 4096; // pages per pre-copy epoch
+    std::uint64_t precopy_enough_pages = 256; // stop iterating below this
+};
+
+class Replicator {
+  public:
+    // Opens a new link to the backup (TCP, TLS); throws LinkError.
+    using Connect = std::function<std::unique_ptr<Link>()>;
+    using Log = std::function<void(const std::string &)>;
+
+    Replicator(Guest &guest, Connect connect, ReplicationSettings settings, Log log);
+    ~Replicator();
+    Replicator(const Replicator &) = delete;
+    Replicator &operator=(const Replicator &) = delete;
+
+    // Participants must outlive the replicator; add them before start().
+    void add_participant(CheckpointParticipant &participant) { participants_.push_back(&participant); }
+    void start();
+    // Tells the backup goodbye and stops; the guest keeps running.
+    void stop(const std::string &reason);
+
+    [[nodiscard]] ReplicationStatus status() const;
+    // Waits until the backup committed a checkpoint epoch >= `epoch`.
+    bool wait_acked(Epoch epoch, std::chrono::milliseconds timeout) const;
+    // Waits until protected (a checkpoint committed on the backup).
+    bool wait_protected(std::chrono::milliseconds timeout) const;
+
+    // Takes one more checkpoint and leaves the guest paused once the backup
+    // committed it; returns that epoch (planned switch-over, tests). Throws if
+    // the guest is not protected within `timeout`.
+    Epoch freeze(std::chrono::milliseconds timeout);
+    // Resumes the guest and the checkpoint loop after freeze().
+    void thaw();
+
+  private:
+    struct SessionLost {};
+
+    void checkpoint_thread();
+    void run_session(std::uint64_t session);
+    void precopy(std::uint64_t session);
+    void checkpoint(std::uint64_t session, bool freeze);
+    StagingBuffer &acquire(std::uint64_t session, bool count_wait);
+    void submit(StagingBuffer &buffer, std::uint64_t session);
+    void stage_pages(StagingBuffer &buffer, std::span<const Pfn> pfns);
+
+    void sender_thread();
+    void serve_session(Link &link, RecordWriter &writer, RecordReader &reader,
+                       const PageCodecSettings &codec);
+    void lose_session(const std::string &why);
+    void log(const std::string &line) const;
+
+    Guest &guest_;
+    Connect connect_;
+    ReplicationSettings settings_;
+    Log log_;
+    std::vector<CheckpointParticipant *> participants_;
+
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    bool stopping_ = false;
+    std::string stop_reason_;
+    std::uint64_t session_ = 0;  // increments for every new stream
+    bool session_live_ = false;  // the sender has a working stream
+    Link *link_ = nullptr;       // the live stream, to shut down on stop
+    std::vector<std::unique_ptr<StagingBuffer>> buffers_;
+    std::vector<StagingBuffer *> free_;
+    std::deque<StagingBuffer *> ready_;
+    Epoch next_epoch_{1};
+    bool freeze_requested_ = false, frozen_ = false;
+    Epoch frozen_epoch_;
+
+    ReplicationStatus status_;
+    std::chrono::steady_clock::time_point last_ack_{};
+    std::vector<std::uint64_t> pause_samples_us_; // ring of recent pause times
+    std::size_t pause_next_ = 0;
+    std::uint64_t dirty_total_ = 0;
+    double ack_latency_total_ms_ = 0;
+    std::uint64_t acks_ = 0;
+    std::uint64_t checkpoints_staged_ = 0;
+    std::vector<Pfn> pfn_scratch_; // reserved for all pages: no allocation while paused
+
+    DirtyBitmap dirty_;
+    std::thread checkpointer_, sender_;
+};
+
+} // namespace understudy

@@ -1,0 +1,40 @@
+// The backup's copy of a protected guest: not running, updated only when an
+// epoch commits, and turned into a running Guest at failover
+// (ARCHITECTURE.md §1, §3).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "checkpoint/guest.h"
+#include "checkpoint/pfn.h"
+#include "proto/vm_state.pb.h"
+
+namespace understudy {
+
+class StandbyGuest {
+  public:
+    virtual ~StandbyGuest() = default;
+
+    [[nodiscard]] virtual std::uint64_t memory_size() const = 0;
+    [[nodiscard]] std::uint64_t pages() const { return memory_size() / kPageSize; }
+    // The committed content of one page. Precondition: pfn < pages().
+    [[nodiscard]] virtual std::span<const std::uint8_t> page(Pfn pfn) const = 0;
+    // `data` holds pfns.size() whole pages. Precondition: every pfn < pages().
+    virtual void write_pages(std::span<const Pfn> pfns, std::span<const std::uint8_t> data) = 0;
+    virtual void load_cpu(const proto::CpuState &cpu) = 0;
+    virtual void load_devices(const proto::DeviceState &devices) = 0;
+
+    [[nodiscard]] virtual std::uint64_t disk_bytes() const = 0;
+    // Precondition: the sectors lie inside the disk.
+    virtual void write_disk(std::uint64_t sector, std::span<const std::uint8_t> data) = 0;
+    // Makes the disk writes so far durable.
+    virtual void sync_disk() = 0;
+
+    // Builds and starts the guest from what is committed (failover).
+    // Precondition: a checkpoint epoch has been committed.
+    [[nodiscard]] virtual std::unique_ptr<Guest> activate() = 0;
+};
+
+} // namespace understudy

@@ -1,0 +1,80 @@
+#include "checkpoint/standby_image.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace understudy {
+
+namespace {
+[[noreturn]] void fail(const std::string &what)
+{
+    throw std::system_error(errno, std::generic_category(), what);
+}
+} // namespace
+
+StandbyImage::StandbyImage(std::string name, std::uint64_t memory_size, std::uint64_t disk_bytes,
+                           const std::filesystem::path &replica)
+    : name_(std::move(name)), memory_size_(memory_size), disk_bytes_(disk_bytes), replica_(replica)
+{
+    if (memory_size == 0 || memory_size % kPageSize)
+        throw std::invalid_argument("standby " + name_ + ": memory size " + std::to_string(memory_size) +
+                                    " is not a positive multiple of the page size");
+    // Untouched pages cost nothing until written: a zero page reads as zeros.
+    void *p = mmap(nullptr, memory_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        fail("standby " + name_ + ": reserve " + std::to_string(memory_size) + " bytes of memory");
+    base_ = static_cast<std::uint8_t *>(p);
+    if (disk_bytes == 0)
+        return;
+    disk_ = UniqueFd(open(replica.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!disk_)
+        fail("standby " + name_ + ": open replica disk " + replica.string());
+    if (ftruncate(disk_.get(), static_cast<off_t>(disk_bytes)) != 0)
+        fail("standby " + name_ + ": size replica disk " + replica.string());
+}
+
+StandbyImage::~StandbyImage()
+{
+    munmap(base_, memory_size_);
+}
+
+std::span<const std::uint8_t> StandbyImage::page(Pfn pfn) const
+{
+    return {base_ + pfn.address(), kPageSize};
+}
+
+void StandbyImage::write_pages(std::span<const Pfn> pfns, std::span<const std::uint8_t> data)
+{
+    for (std::size_t i = 0; i < pfns.size(); ++i)
+        std::memcpy(base_ + pfns[i].address(), data.data() + i * kPageSize, kPageSize);
+}
+
+void StandbyImage::write_disk(std::uint64_t sector, std::span<const std::uint8_t> data)
+{
+    std::size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::pwrite(disk_.get(), data.data() + done, data.size() - done,
+                             static_cast<off_t>(sector * 512 + done));
+        if (n <= 0)
+            fail("standby " + name_ + ": write replica disk " + replica_.string());
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void StandbyImage::sync_disk()
+{
+    if (disk_ && fdatasync(disk_.get()) != 0)
+        fail("standby " + name_ + ": sync replica disk " + replica_.string());
+}
+
+std::unique_ptr<Guest> StandbyImage::activate()
+{
+    throw std::logic_error("standby " + name_ + ": this standby copy has no hypervisor backend to run it");
+}
+
+} // namespace understudy

@@ -1,0 +1,51 @@
+// A StandbyGuest held in this process: guest RAM in anonymous memory, the
+// last CPU and device state, and a replica disk image file. Backends derive
+// from it to add activate(); tests use it as it is.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "checkpoint/standby_guest.h"
+#include "checkpoint/unique_fd.h"
+
+namespace understudy {
+
+class StandbyImage : public StandbyGuest {
+  public:
+    // `replica`: where the disk copy lives (created or resized to disk_bytes);
+    // unused when disk_bytes is 0.
+    StandbyImage(std::string name, std::uint64_t memory_size, std::uint64_t disk_bytes,
+                 const std::filesystem::path &replica);
+    ~StandbyImage() override;
+    StandbyImage(const StandbyImage &) = delete;
+    StandbyImage &operator=(const StandbyImage &) = delete;
+
+    std::uint64_t memory_size() const override { return memory_size_; }
+    std::span<const std::uint8_t> page(Pfn pfn) const override;
+    void write_pages(std::span<const Pfn> pfns, std::span<const std::uint8_t> data) override;
+    void load_cpu(const proto::CpuState &cpu) override { cpu_ = cpu; }
+    void load_devices(const proto::DeviceState &devices) override { devices_ = devices; }
+    std::uint64_t disk_bytes() const override { return disk_bytes_; }
+    void write_disk(std::uint64_t sector, std::span<const std::uint8_t> data) override;
+    void sync_disk() override;
+    std::unique_ptr<Guest> activate() override;
+
+    [[nodiscard]] const std::string &name() const noexcept { return name_; }
+    [[nodiscard]] std::span<const std::uint8_t> memory() const noexcept { return {base_, memory_size_}; }
+    [[nodiscard]] const std::optional<proto::CpuState> &cpu() const noexcept { return cpu_; }
+    [[nodiscard]] const std::optional<proto::DeviceState> &devices() const noexcept { return devices_; }
+    [[nodiscard]] const std::filesystem::path &replica_path() const noexcept { return replica_; }
+
+  private:
+    std::string name_;
+    std::uint64_t memory_size_;
+    std::uint8_t *base_ = nullptr;
+    std::uint64_t disk_bytes_;
+    std::filesystem::path replica_;
+    UniqueFd disk_;
+    std::optional<proto::CpuState> cpu_;
+    std::optional<proto::DeviceState> devices_;
+};
+
+} // namespace understudy

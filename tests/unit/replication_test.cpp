@@ -1,0 +1,241 @@
+// The engine end to end without a hypervisor: a MemoryGuest (test double)
+// replicated by the real Replicator over real loopback TCP (and TLS) to a
+// real BackupServer.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "checkpoint/backup_server.h"
+#include "checkpoint/replicator.h"
+#include "checkpoint/standby_image.h"
+#include "checkpoint/stream/socket_link.h"
+#include "checkpoint/stream/tcp.h"
+#include "checkpoint/stream/tls_link.h"
+#include "tests/support/memory_guest.h"
+
+using namespace understudy;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct LogLines {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    void operator()(const std::string &line)
+    {
+        std::lock_guard lock(mutex);
+        if (std::getenv("UNDERSTUDY_TEST_LOG"))
+            fprintf(stderr, "log: %s\n", line.c_str());
+        lines.push_back(line);
+    }
+    bool contains(const std::string &text)
+    {
+        std::lock_guard lock(mutex);
+        for (auto &l : lines)
+            if (l.find(text) != std::string::npos)
+                return true;
+        return false;
+    }
+    std::string all()
+    {
+        std::lock_guard lock(mutex);
+        std::string s;
+        for (auto &l : lines)
+            s += l + "\n";
+        return s;
+    }
+};
+
+std::filesystem::path replica_dir()
+{
+    auto dir = std::filesystem::temp_directory_path() / ("understudy-unit-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    return dir;
+}
+
+StandbyFactory image_factory()
+{
+    return [](const proto::Hello &hello, std::string *) -> std::unique_ptr<StandbyGuest> {
+        return std::make_unique<StandbyImage>(hello.guest_id(), hello.memory_size(), hello.disk_bytes(),
+                                              replica_dir() / (hello.guest_id() + ".disk"));
+    };
+}
+
+std::vector<std::uint8_t> test_psk(std::uint8_t fill)
+{
+    return std::vector<std::uint8_t>(32, fill);
+}
+
+Replicator::Connect connect_to(std::uint16_t port, std::optional<TlsSettings> tls)
+{
+    auto context = tls ? std::make_shared<TlsContext>(*tls, TlsContext::Role::client) : nullptr;
+    return [port, context]() -> std::unique_ptr<Link> {
+        Endpoint to{"127.0.0.1", port};
+        auto fd = connect_tcp(to, 2s);
+        tune_stream_socket(fd.get(), 2s);
+        if (context)
+            return context->handshake(std::move(fd), to.to_string(), 2s);
+        return std::make_unique<SocketLink>(std::move(fd), to.to_string(), 2s);
+    };
+}
+
+// Compares the frozen guest with the committed standby copy.
+void require_identical(const test::MemoryGuest &guest, const StandbyRegistry &registry)
+{
+    bool found = registry.inspect(guest.name(), [&](const StandbyGuest &standby) {
+        auto &image = dynamic_cast<const StandbyImage &>(standby);
+        REQUIRE(image.cpu());
+        CHECK(std::memcmp(image.memory().data(), guest.memory().data(), guest.memory().size()) == 0);
+        CHECK(test::cpu_counter(*image.cpu()) == guest.counter());
+        CHECK(test::stored_counter(image.memory()) == guest.counter());
+        if (guest.disk_bytes()) {
+            std::vector<std::uint8_t> disk(guest.disk_bytes());
+            std::ifstream in(image.replica_path(), std::ios::binary);
+            in.read(reinterpret_cast<char *>(disk.data()), static_cast<std::streamsize>(disk.size()));
+            CHECK(disk == std::vector<std::uint8_t>(guest.disk().begin(), guest.disk().end()));
+            CHECK(test::stored_counter(disk) == guest.counter());
+        }
+    });
+    REQUIRE(found);
+}
+
+} // namespace
+
+TEST_CASE("the backup's standby equals the guest at every frozen epoch", "[replication]")
+{
+    auto compression = GENERATE(std::string("none"), std::string("lz4"), std::string("xor+zstd"), std::string("xor+lz4"));
+    INFO("compression " << compression);
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    BackupServer server(backup, registry, image_factory(), std::ref(log));
+    server.start();
+
+    test::MemoryGuest guest("web01", 8 << 20, 256 << 10);
+    guest.start_workload(32, 200us);
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    settings.codec = parse_compression(compression);
+    Replicator replicator(guest, connect_to(server.port(), std::nullopt), settings, std::ref(log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    for (int round = 0; round < 3; ++round) {
+        std::this_thread::sleep_for(60ms);
+        auto epoch = replicator.freeze(10s);
+        INFO("frozen at epoch " << epoch.value << "\n" << log.all());
+        auto states = registry.status();
+        REQUIRE(states.size() == 1);
+        CHECK(states[0].consistent);
+        CHECK(states[0].epoch == epoch.value);
+        require_identical(guest, registry);
+        replicator.thaw();
+    }
+    auto status = replicator.status();
+    CHECK(status.checkpoints >= 3);
+    CHECK(status.pause_p50_us > 0);
+    CHECK(status.page_bytes >= guest.memory_size()); // every page went at least once
+    CHECK(status.bytes_sent > 0);
+    if (compression != "none")
+        CHECK(status.compression_ratio() > 1.0);
+    replicator.stop("test over");
+    server.stop();
+}
+
+TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot change the standby", "[replication][tls]")
+{
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    backup.tls = TlsSettings{test_psk(0x11), {}, {}, {}};
+    BackupServer server(backup, registry, image_factory(), std::ref(log));
+    server.start();
+
+    test::MemoryGuest guest("db01", 4 << 20, 0);
+    guest.start_workload(8, 500us);
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    std::vector<std::uint8_t> committed_memory;
+    {
+        Replicator replicator(guest, connect_to(server.port(), TlsSettings{test_psk(0x11), {}, {}, {}}), settings,
+                              std::ref(log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.freeze(10s);
+        require_identical(guest, registry);
+        committed_memory.assign(guest.memory().begin(), guest.memory().end());
+        replicator.stop("switching keys");
+        // stop() leaves the guest paused when frozen: it is resumed by thaw,
+        // which the stopped loop no longer needs.
+    }
+    const auto before = registry.status().at(0);
+    REQUIRE(before.consistent);
+
+    test::MemoryGuest intruder("db01", 4 << 20, 0);
+    intruder.start_workload(8, 500us);
+    Replicator wrong(intruder, connect_to(server.port(), TlsSettings{test_psk(0x22), {}, {}, {}}), settings,
+                     std::ref(log));
+    wrong.start();
+    CHECK_FALSE(wrong.wait_protected(1500ms));
+    auto status = wrong.status();
+    CHECK(status.state != ProtectionState::protected_);
+    CHECK(status.last_error.find("TLS handshake") != std::string::npos);
+    wrong.stop("test over");
+    CHECK(log.contains("refused stream from 127.0.0.1"));
+
+    const auto after = registry.status().at(0);
+    CHECK(after.epoch == before.epoch);
+    CHECK(after.checkpoints == before.checkpoints);
+    registry.inspect("db01", [&](const StandbyGuest &standby) {
+        auto &image = dynamic_cast<const StandbyImage &>(standby);
+        CHECK(std::memcmp(image.memory().data(), committed_memory.data(), committed_memory.size()) == 0);
+    });
+    server.stop();
+}
+
+TEST_CASE("losing the backup leaves the guest running unprotected until a full resync", "[replication][loss]")
+{
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    auto server = std::make_unique<BackupServer>(backup, registry, image_factory(), std::ref(log));
+    server->start();
+    const auto port = server->port();
+
+    test::MemoryGuest guest("app01", 4 << 20, 64 << 10);
+    guest.start_workload(8, 500us);
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    settings.ack_timeout = 500ms;
+    settings.retry_interval = 200ms;
+    Replicator replicator(guest, connect_to(port, std::nullopt), settings, std::ref(log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+
+    server.reset(); // the backup host goes away
+    StandbyRegistry registry2;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (replicator.status().state != ProtectionState::unprotected && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    auto lost = replicator.status();
+    CHECK(lost.state == ProtectionState::unprotected);
+    CHECK(lost.backup_losses == 1);
+    CHECK(log.contains("UNPROTECTED, lost the backup"));
+    const auto counter = guest.counter();
+    std::this_thread::sleep_for(100ms);
+    CHECK(guest.counter() > counter); // the guest did not wait for a backup
+
+    backup.listen.port = port;
+    BackupServer again(backup, registry2, image_factory(), std::ref(log));
+    again.start();
+    REQUIRE(replicator.wait_protected(20s));
+    CHECK(replicator.status().resyncs == 1);
+    replicator.freeze(10s);
+    require_identical(guest, registry2);
+    replicator.thaw();
+    replicator.stop("test over");
+}
