@@ -27,7 +27,7 @@ struct ReplicationStatus {
     std::uint64_t acked_epoch = 0; // last epoch the backup committed
     double last_ack_age_s = -1;    // -1: none yet
     std::uint64_t checkpoints = 0; // all streams together
-    std::uint64_t pause_p50_us = 0, pause_p99_us = 0, pause_max_us = 0;
+    std::uint64_t pause_p50_us = 0, pause_p99_us = 0, pause_max_us = 0, pause_last_us = 0;
     std::uint64_t dirty_pages_last = 0;
     double dirty_pages_avg = 0;
     std::uint64_t bytes_sent = 0;    // on the wire, all streams

@@ -83,6 +83,7 @@ void Replicator::stop(const std::string &reason)
         checkpointer_.join();
     if (sender_.joinable())
         sender_.join();
+    guest_.stop_disk_log();
     std::lock_guard lock(mutex_);
     status_.state = ProtectionState::stopped;
 }
@@ -131,11 +132,16 @@ void Replicator::run_session(std::uint64_t session)
         {
             std::unique_lock lock(mutex_);
             changed_.wait_until(lock, next, [&] {
-                return stopping_ || session_ != session || !session_live_ || freeze_requested_;
+                return stopping_ || session_ != session || !session_live_ || freeze_requested_ ||
+                       checkpoint_requested_;
             });
             if (stopping_ || session_ != session || !session_live_)
                 throw SessionLost{};
             freeze = freeze_requested_;
+            if (checkpoint_requested_) {
+                checkpoint_requested_ = false;
+                requested_epoch_ = next_epoch_.value;
+            }
         }
         const auto now = Clock::now();
         if (now > next + settings_.interval)
@@ -241,9 +247,15 @@ void Replicator::checkpoint(std::uint64_t session, bool freeze)
             pause_samples_us_[pause_next_] = us;
         pause_next_ = (pause_next_ + 1) % kPauseSamples;
         status_.pause_max_us = std::max(status_.pause_max_us, us);
+        status_.pause_last_us = us;
         status_.dirty_pages_last = buffer.pfns.size();
         dirty_total_ += buffer.pfns.size();
         ++checkpoints_staged_;
+    }
+    if (freeze) {
+        std::lock_guard lock(mutex_);
+        frozen_cpu_ = buffer.cpu;
+        frozen_devices_ = buffer.devices;
     }
     submit(buffer, session);
     if (!freeze)
@@ -458,6 +470,7 @@ void Replicator::lose_session(const std::string &why)
             status_.state = ProtectionState::unprotected;
     }
     changed_.notify_all();
+    guest_.stop_disk_log(); // nothing to ship it to; a resync copies the whole disk again
     for (auto *p : participants_)
         p->on_unprotected();
     log("guest " + guest_.name() + (was_live ? ": UNPROTECTED, lost the backup: " : ": no backup: ") + why +
@@ -493,6 +506,21 @@ bool Replicator::wait_protected(std::chrono::milliseconds timeout) const
     return changed_.wait_for(lock, timeout, [&] { return status_.state == ProtectionState::protected_; });
 }
 
+Epoch Replicator::checkpoint_now(std::chrono::milliseconds timeout)
+{
+    std::unique_lock lock(mutex_);
+    checkpoint_requested_ = true;
+    requested_epoch_ = 0;
+    changed_.notify_all();
+    const bool done = changed_.wait_for(lock, timeout, [&] {
+        return stopping_ || (requested_epoch_ && session_live_ && status_.acked_epoch >= requested_epoch_);
+    });
+    if (!done || stopping_)
+        throw std::runtime_error("checkpoint of guest " + guest_.name() + ": not committed by the backup within " +
+                                 std::to_string(timeout.count()) + " ms");
+    return Epoch{requested_epoch_};
+}
+
 Epoch Replicator::freeze(std::chrono::milliseconds timeout)
 {
     std::unique_lock lock(mutex_);
@@ -505,6 +533,14 @@ Epoch Replicator::freeze(std::chrono::milliseconds timeout)
                                  std::to_string(timeout.count()) + " ms");
     }
     return frozen_epoch_;
+}
+
+std::optional<std::pair<proto::CpuState, proto::DeviceState>> Replicator::frozen_state() const
+{
+    std::lock_guard lock(mutex_);
+    if (!frozen_)
+        return std::nullopt;
+    return std::make_pair(frozen_cpu_, frozen_devices_);
 }
 
 void Replicator::thaw()

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -62,12 +63,18 @@ class Replicator {
     // Waits until protected (a checkpoint committed on the backup).
     bool wait_protected(std::chrono::milliseconds timeout) const;
 
+    // Takes a checkpoint now (not waiting for the interval) and returns its
+    // epoch once the backup committed it (benchmarks, planned switch-over).
+    Epoch checkpoint_now(std::chrono::milliseconds timeout);
     // Takes one more checkpoint and leaves the guest paused once the backup
     // committed it; returns that epoch (planned switch-over, tests). Throws if
     // the guest is not protected within `timeout`.
     Epoch freeze(std::chrono::milliseconds timeout);
     // Resumes the guest and the checkpoint loop after freeze().
     void thaw();
+    // While frozen: the CPU and device state of the frozen (acked) epoch as
+    // they were captured at its pause.
+    [[nodiscard]] std::optional<std::pair<proto::CpuState, proto::DeviceState>> frozen_state() const;
 
   private:
     struct SessionLost {};
@@ -104,7 +111,11 @@ class Replicator {
     std::deque<StagingBuffer *> ready_;
     Epoch next_epoch_{1};
     bool freeze_requested_ = false, frozen_ = false;
+    bool checkpoint_requested_ = false;
+    std::uint64_t requested_epoch_ = 0;
     Epoch frozen_epoch_;
+    proto::CpuState frozen_cpu_;
+    proto::DeviceState frozen_devices_;
 
     ReplicationStatus status_;
     std::chrono::steady_clock::time_point last_ack_{};

@@ -7,9 +7,9 @@
 
 namespace understudy::kvm {
 
-KvmStandby::KvmStandby(KvmGuestConfig local, std::uint64_t memory_size, std::uint64_t disk_bytes,
+KvmStandby::KvmStandby(KvmGuestConfig local, std::string tap, std::uint64_t memory_size, std::uint64_t disk_bytes,
                        const std::filesystem::path &replica)
-    : StandbyImage(local.name, memory_size, disk_bytes, replica), local_(std::move(local))
+    : StandbyImage(local.name, memory_size, disk_bytes, replica), local_(std::move(local)), tap_(std::move(tap))
 {
 }
 
@@ -22,6 +22,8 @@ std::unique_ptr<Guest> KvmStandby::activate()
     config.memory_bytes = memory_size();
     if (devices()->net().mac().size() == config.mac.size())
         std::copy_n(devices()->net().mac().begin(), config.mac.size(), config.mac.begin());
+    if (!tap_.empty())
+        config.tap = std::make_shared<TapDevice>(tap_);
     if (disk_bytes())
         config.disk = std::make_shared<BlockImage>(replica_path(), 0);
     auto guest = KvmGuest::restore(std::move(config), memory(), *cpu(), *devices());

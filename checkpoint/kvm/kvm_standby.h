@@ -11,7 +11,8 @@ class KvmStandby final : public StandbyImage {
   public:
     // `local`: how to run the guest on this host (name, TAP, console); its
     // memory size and disk come from the stream.
-    KvmStandby(KvmGuestConfig local, std::uint64_t memory_size, std::uint64_t disk_bytes,
+    // `tap`: the TAP to attach at activation ("" for none); not opened before.
+    KvmStandby(KvmGuestConfig local, std::string tap, std::uint64_t memory_size, std::uint64_t disk_bytes,
                const std::filesystem::path &replica);
 
     // Builds a VM from the committed state and starts it.
@@ -19,6 +20,7 @@ class KvmStandby final : public StandbyImage {
 
   private:
     KvmGuestConfig local_;
+    std::string tap_;
 };
 
 } // namespace understudy::kvm

@@ -190,6 +190,12 @@ void VcpuRunner::thread_main()
                     changed_.notify_all();
                     continue;
                 }
+                // Started paused and resumed before this thread first looked:
+                // it runs now, and resume() waits to hear so.
+                if (state_ == State::paused) {
+                    state_ = State::running;
+                    changed_.notify_all();
+                }
             }
             int rc = ioctl(vcpu_fd_, KVM_RUN, 0);
             io_pending_ = false;

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "dom0d/cli/control_commands.h"
 #include "dom0d/cli/run_command.h"
 
 namespace {
@@ -11,8 +12,12 @@ void usage(std::ostream &out)
 {
     out << "Usage: understudy COMMAND [options]\n\n"
         << "Commands:\n"
-        << "  run     start a guest under the built-in KVM VMM\n"
-        << "  help    show this help\n\n"
+        << "  run        start a guest under the built-in KVM VMM, in the foreground\n"
+        << "  protect    replicate a guest run by understudyd to a backup host\n"
+        << "  unprotect  stop replicating a guest (it keeps running)\n"
+        << "  status     show guests, their protection and standby copies (--json, --watch)\n"
+        << "  debug      freeze, thaw, checksum or activate a guest (tests and drills)\n"
+        << "  help       show this help\n\n"
         << "Run 'understudy COMMAND --help' for a command's options.\n";
 }
 
@@ -28,6 +33,14 @@ int main(int argc, char **argv)
     std::vector<std::string> args(argv + 2, argv + argc);
     if (command == "run")
         return understudy::cli::run_command("understudy", args);
+    if (command == "protect")
+        return understudy::cli::protect_command("understudy", args);
+    if (command == "unprotect")
+        return understudy::cli::unprotect_command("understudy", args);
+    if (command == "status")
+        return understudy::cli::status_command("understudy", args);
+    if (command == "debug")
+        return understudy::cli::debug_command("understudy", args);
     if (command == "help" || command == "--help" || command == "-h") {
         usage(std::cout);
         return 0;

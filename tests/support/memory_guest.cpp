@@ -3,7 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace understudy::test {
+namespace understudy::testing {
 
 MemoryGuest::MemoryGuest(std::string name, std::uint64_t memory_bytes, std::uint64_t disk_bytes)
     : name_(std::move(name)), ram_(memory_bytes), disk_(disk_bytes), dirty_(memory_bytes / kPageSize)
@@ -146,4 +146,4 @@ std::uint64_t cpu_counter(const proto::CpuState &cpu)
     return v;
 }
 
-} // namespace understudy::test
+} // namespace understudy::testing

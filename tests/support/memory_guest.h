@@ -14,7 +14,7 @@
 
 #include "checkpoint/guest.h"
 
-namespace understudy::test {
+namespace understudy::testing {
 
 class MemoryGuest final : public Guest {
   public:
@@ -65,4 +65,4 @@ class MemoryGuest final : public Guest {
 // The counter inside a CpuState saved by MemoryGuest.
 [[nodiscard]] std::uint64_t cpu_counter(const proto::CpuState &cpu);
 
-} // namespace understudy::test
+} // namespace understudy::testing

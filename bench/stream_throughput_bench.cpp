@@ -1,0 +1,160 @@
+// Replication stream throughput: the full copy of a guest's memory by the
+// real Replicator to a real BackupServer over loopback, next to a plain TCP
+// transfer and a plain TLS transfer of the same number of bytes over the same
+// link, measured in the same run. Needs no hypervisor (the guest is the
+// MemoryGuest test double).
+//
+// Usage: stream_throughput_bench [MiB] [output-dir]
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "bench/bench_output.h"
+#include "checkpoint/backup_server.h"
+#include "checkpoint/replicator.h"
+#include "checkpoint/standby_image.h"
+#include "checkpoint/stream/socket_link.h"
+#include "checkpoint/stream/tls_link.h"
+#include "tests/support/memory_guest.h"
+
+using namespace understudy;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::optional<TlsSettings> tls_or_not(bool tls)
+{
+    if (!tls)
+        return std::nullopt;
+    return TlsSettings{std::vector<std::uint8_t>(32, 0x5a), {}, {}, {}};
+}
+
+std::unique_ptr<Link> open_link(std::uint16_t port, const std::optional<TlsSettings> &tls, TlsContext *client)
+{
+    Endpoint to{"127.0.0.1", port};
+    auto fd = connect_tcp(to, 5s);
+    tune_stream_socket(fd.get(), 10s);
+    if (tls)
+        return client->handshake(std::move(fd), to.to_string(), 5s);
+    return std::make_unique<SocketLink>(std::move(fd), to.to_string(), 10s);
+}
+
+// Seconds to move `bytes` from one end of a link to the other, in 1 MiB writes.
+double raw_transfer(std::uint64_t bytes, bool tls)
+{
+    auto settings = tls_or_not(tls);
+    TcpListener listener({"127.0.0.1", 0});
+    std::unique_ptr<TlsContext> server_tls, client_tls;
+    if (settings) {
+        server_tls = std::make_unique<TlsContext>(*settings, TlsContext::Role::server);
+        client_tls = std::make_unique<TlsContext>(*settings, TlsContext::Role::client);
+    }
+    std::thread receiver([&] {
+        std::string peer;
+        UniqueFd fd;
+        while (!fd)
+            fd = listener.accept(1s, &peer);
+        tune_stream_socket(fd.get(), 10s);
+        std::unique_ptr<Link> link = server_tls ? std::unique_ptr<Link>(server_tls->handshake(std::move(fd), peer, 5s))
+                                                : std::make_unique<SocketLink>(std::move(fd), peer, 10s);
+        std::vector<std::uint8_t> buf(1 << 20);
+        for (std::uint64_t got = 0; got < bytes;) {
+            auto n = std::min<std::uint64_t>(buf.size(), bytes - got);
+            link->read({buf.data(), n}, 10s);
+            got += n;
+        }
+        std::uint8_t done = 1;
+        link->write({&done, 1});
+    });
+    auto link = open_link(listener.port(), settings, client_tls.get());
+    std::vector<std::uint8_t> chunk(1 << 20, 0xa5);
+    const auto t0 = Clock::now();
+    for (std::uint64_t sent = 0; sent < bytes;) {
+        auto n = std::min<std::uint64_t>(chunk.size(), bytes - sent);
+        link->write({chunk.data(), n});
+        sent += n;
+    }
+    std::uint8_t done;
+    link->read({&done, 1}, 10s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    receiver.join();
+    return seconds;
+}
+
+struct StreamRun {
+    double seconds;
+    std::uint64_t bytes;
+};
+
+// The Replicator's full copy of `guest` until the backup committed the first
+// checkpoint.
+StreamRun stream_transfer(testing::MemoryGuest &guest, bool tls)
+{
+    auto settings = tls_or_not(tls);
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    backup.tls = settings;
+    BackupServer server(
+        backup, registry,
+        [](const proto::Hello &hello, std::string *) -> std::unique_ptr<StandbyGuest> {
+            return std::make_unique<StandbyImage>(hello.guest_id(), hello.memory_size(), 0, "");
+        },
+        nullptr);
+    server.start();
+    std::shared_ptr<TlsContext> client;
+    if (settings)
+        client = std::make_shared<TlsContext>(*settings, TlsContext::Role::client);
+    ReplicationSettings rs;
+    rs.interval = 1000ms;
+    rs.precopy_rounds = 0; // one full copy, then the first checkpoint
+    const auto port = server.port();
+    Replicator replicator(
+        guest, [port, settings, client] { return open_link(port, settings, client.get()); }, rs, nullptr);
+    const auto t0 = Clock::now();
+    replicator.start();
+    if (!replicator.wait_protected(120s))
+        throw std::runtime_error("stream_throughput_bench: not protected within 120 s");
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto bytes = replicator.status().bytes_sent;
+    replicator.stop("benchmark over");
+    server.stop();
+    return {seconds, bytes};
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    const std::uint64_t mib = argc > 1 ? std::max(16, std::atoi(argv[1])) : 256;
+    const char *dir = argc > 2 ? argv[2] : nullptr;
+    testing::MemoryGuest guest("bench", mib << 20, 0);
+    std::ostringstream json, dat;
+    json.precision(1);
+    json << std::fixed << "{\n  \"benchmark\": \"stream_throughput\",\n  \"link\": \"loopback\",\n  \"guest_mib\": "
+         << mib << ",\n  \"results\": [\n";
+    dat << "# mode stream_MiB_s raw_MiB_s\n";
+    bool first = true;
+    for (bool tls : {false, true}) {
+        std::vector<double> stream_rates, raw_rates;
+        std::uint64_t bytes = 0;
+        for (int run = 0; run < 3; ++run) {
+            auto s = stream_transfer(guest, tls);
+            bytes = s.bytes;
+            stream_rates.push_back(static_cast<double>(s.bytes) / (1 << 20) / s.seconds);
+            raw_rates.push_back(static_cast<double>(s.bytes) / (1 << 20) / raw_transfer(s.bytes, tls));
+        }
+        const double stream = bench::percentile(stream_rates, 0.5), raw = bench::percentile(raw_rates, 0.5);
+        json << (first ? "" : ",\n") << "    {\"mode\": \"" << (tls ? "tls" : "tcp") << "\", \"bytes\": " << bytes
+             << ", \"stream_mib_s_p50\": " << stream << ", \"raw_" << (tls ? "tls" : "tcp")
+             << "_mib_s_p50\": " << raw << ", \"stream_vs_raw\": " << (raw > 0 ? stream / raw : 0)
+             << ", \"target\": 0.8}";
+        dat << (tls ? "TLS" : "TCP") << ' ' << stream << ' ' << raw << '\n';
+        first = false;
+    }
+    json << "\n  ]\n}\n";
+    bench::emit("stream_throughput", json.str(), dat.str(), dir);
+    return 0;
+}

@@ -1,0 +1,307 @@
+#include "dom0d/cli/control_commands.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "dom0d/daemon/control_socket.h"
+
+namespace po = boost::program_options;
+
+namespace understudy::cli {
+
+namespace {
+
+constexpr auto kTimeout = std::chrono::seconds(40);
+
+std::string default_socket()
+{
+    const char *env = std::getenv("UNDERSTUDY_SOCKET");
+    return env && *env ? env : "/run/understudy/understudyd.sock";
+}
+
+void add_socket_option(po::options_description &o)
+{
+    o.add_options()("socket", po::value<std::string>()->default_value(default_socket()),
+                    "understudyd's control socket (or set UNDERSTUDY_SOCKET)");
+}
+
+struct Parsed {
+    po::variables_map vm;
+    bool help = false;
+};
+
+// Parses; prints the error and returns false on bad options.
+bool parse(const std::string &program, const std::string &command, const std::vector<std::string> &args,
+           const po::options_description &options, const po::positional_options_description &positional, Parsed &out)
+{
+    try {
+        po::store(po::command_line_parser(args).options(options).positional(positional).run(), out.vm);
+        po::notify(out.vm);
+        out.help = out.vm.count("help") > 0;
+        return true;
+    } catch (const std::exception &e) {
+        std::cerr << program << " " << command << ": " << e.what() << "\n(see " << program << " " << command
+                  << " --help)\n";
+        return false;
+    }
+}
+
+// Sends the request and prints the daemon's message or error.
+int send(const std::string &program, const std::string &command, const std::string &socket,
+         const proto::ControlRequest &request, proto::ControlResponse *out = nullptr)
+{
+    proto::ControlResponse response;
+    try {
+        response = daemon::ask_daemon(socket, request, kTimeout);
+    } catch (const std::exception &e) {
+        std::cerr << program << " " << command << ": " << e.what() << "\n";
+        return 2;
+    }
+    if (!response.ok()) {
+        std::cerr << program << " " << command << ": " << response.error() << "\n";
+        return 1;
+    }
+    if (out)
+        *out = response;
+    else if (!response.message().empty())
+        std::cout << response.message() << "\n";
+    return 0;
+}
+
+std::string bytes_text(std::uint64_t bytes)
+{
+    std::ostringstream out;
+    out << std::fixed << std::setprecision(1);
+    if (bytes >= (1ull << 30))
+        out << static_cast<double>(bytes) / (1ull << 30) << " GiB";
+    else if (bytes >= (1ull << 20))
+        out << static_cast<double>(bytes) / (1ull << 20) << " MiB";
+    else if (bytes >= 1024)
+        out << static_cast<double>(bytes) / 1024 << " KiB";
+    else
+        out << bytes << " B";
+    return out.str();
+}
+
+std::string age_text(double seconds)
+{
+    if (seconds < 0)
+        return "-";
+    std::ostringstream out;
+    out << std::fixed << std::setprecision(seconds < 10 ? 2 : 0) << seconds << " s";
+    return out.str();
+}
+
+std::string table(const proto::StatusReply &s)
+{
+    std::ostringstream out;
+    out << "understudyd on " << s.node() << (s.insecure() ? "  (INSECURE replication: benchmarks only)" : "") << "\n";
+    auto row = [&](std::initializer_list<std::pair<std::string, int>> cells) {
+        for (auto &[text, width] : cells)
+            out << std::left << std::setw(width) << text << ' ';
+        out << "\n";
+    };
+    if (s.guests_size() == 0) {
+        out << "no guests run here\n";
+    } else {
+        row({{"GUEST", 12}, {"ROLE", 10}, {"STATE", 12}, {"BACKUP", 22}, {"ACKED", 8}, {"ACK AGE", 8},
+             {"PAUSE p50/p99", 16}, {"DIRTY/EP", 9}, {"SENT", 10}, {"RATIO", 6}, {"LINK", 5}});
+        for (const auto &g : s.guests()) {
+            std::ostringstream pause, ratio;
+            pause << g.pause_p50_us() << "/" << g.pause_p99_us() << " us";
+            ratio << std::fixed << std::setprecision(1) << g.compression_ratio() << "x";
+            row({{g.name(), 12}, {g.role(), 10}, {g.running() ? g.state() : "stopped", 12},
+                 {g.peer().empty() ? "-" : g.peer(), 22}, {std::to_string(g.acked_epoch()), 8},
+                 {age_text(g.last_ack_age_s()), 8}, {pause.str(), 16}, {std::to_string(g.dirty_pages_last()), 9},
+                 {bytes_text(g.bytes_sent()), 10}, {ratio.str(), 6}, {g.link(), 5}});
+            if (!g.last_error().empty() && g.state() != "protected")
+                out << "  last error: " << g.last_error() << "\n";
+        }
+    }
+    if (s.standbys_size() > 0) {
+        out << "\n";
+        row({{"STANDBY", 12}, {"PRIMARY", 22}, {"STATE", 12}, {"EPOCH", 8}, {"CHECKPTS", 9}, {"COMMIT AGE", 10},
+             {"REFUSED", 8}, {"RECEIVED", 10}});
+        for (const auto &b : s.standbys()) {
+            row({{b.guest(), 12}, {b.peer().empty() ? "-" : b.peer(), 22},
+                 {b.consistent() ? "consistent" : "syncing", 12}, {std::to_string(b.epoch()), 8},
+                 {std::to_string(b.checkpoints()), 9}, {age_text(b.last_commit_age_s()), 10},
+                 {std::to_string(b.epochs_refused()), 8}, {bytes_text(b.bytes_received()), 10}});
+            if (!b.last_error().empty())
+                out << "  last error: " << b.last_error() << "\n";
+        }
+    }
+    return out.str();
+}
+
+} // namespace
+
+int protect_command(const std::string &program, const std::vector<std::string> &args)
+{
+    po::options_description o("Options");
+    o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest to protect")(
+        "peer", po::value<std::string>(), "the backup host's understudyd, HOST[:PORT] (port 7300 by default)");
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, "protect", args, o, p, parsed))
+        return 2;
+    if (parsed.help) {
+        std::cout << "Usage: " << program << " protect GUEST --peer HOST[:PORT]\n\n"
+                  << "Starts replicating GUEST (running under this host's understudyd) to the understudyd on\n"
+                  << "HOST: a full copy first, then a checkpoint every interval. `understudy status` shows\n"
+                  << "when it is protected.\n\n"
+                  << o;
+        return 0;
+    }
+    if (!parsed.vm.count("guest") || !parsed.vm.count("peer")) {
+        std::cerr << program << " protect: GUEST and --peer HOST are required (see " << program
+                  << " protect --help)\n";
+        return 2;
+    }
+    proto::ControlRequest r;
+    r.mutable_protect()->set_guest(parsed.vm["guest"].as<std::string>());
+    r.mutable_protect()->set_peer(parsed.vm["peer"].as<std::string>());
+    return send(program, "protect", parsed.vm["socket"].as<std::string>(), r);
+}
+
+int unprotect_command(const std::string &program, const std::vector<std::string> &args)
+{
+    po::options_description o("Options");
+    o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest");
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, "unprotect", args, o, p, parsed))
+        return 2;
+    if (parsed.help || !parsed.vm.count("guest")) {
+        (parsed.help ? std::cout : std::cerr)
+            << "Usage: " << program << " unprotect GUEST\n\n"
+            << "Stops replicating GUEST; it keeps running here without a standby.\n\n"
+            << o;
+        return parsed.help ? 0 : 2;
+    }
+    proto::ControlRequest r;
+    r.mutable_unprotect()->set_guest(parsed.vm["guest"].as<std::string>());
+    return send(program, "unprotect", parsed.vm["socket"].as<std::string>(), r);
+}
+
+int status_command(const std::string &program, const std::vector<std::string> &args)
+{
+    po::options_description o("Options");
+    // clang-format off
+    o.add_options()
+        ("help,h", "show this help and exit")
+        ("guest", po::value<std::string>()->default_value(""), "only this guest")
+        ("json", "print JSON (one object per refresh with --watch)")
+        ("watch", po::value<double>()->implicit_value(1.0), "refresh every SECONDS (default 1) until interrupted");
+    // clang-format on
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, "status", args, o, p, parsed))
+        return 2;
+    if (parsed.help) {
+        std::cout << "Usage: " << program << " status [GUEST] [--json] [--watch [SECONDS]]\n\n"
+                  << "Shows each guest this host runs (role, protection state, backup, last acked epoch and\n"
+                  << "its age, pause time p50/p99, dirty pages per epoch, bytes sent, compression ratio,\n"
+                  << "link) and each standby copy it holds for a peer.\n\n"
+                  << o;
+        return 0;
+    }
+    const bool json = parsed.vm.count("json") > 0;
+    const double every = parsed.vm.count("watch") ? parsed.vm["watch"].as<double>() : 0;
+    if (parsed.vm.count("watch") && (every < 0.1 || every > 3600)) {
+        std::cerr << program << " status: --watch: SECONDS must be 0.1 to 3600\n";
+        return 2;
+    }
+    proto::ControlRequest r;
+    r.mutable_status()->set_guest(parsed.vm["guest"].as<std::string>());
+    for (;;) {
+        proto::ControlResponse response;
+        int rc = send(program, "status", parsed.vm["socket"].as<std::string>(), r, &response);
+        if (rc != 0)
+            return rc;
+        if (json) {
+            std::string text;
+            google::protobuf::util::JsonPrintOptions options;
+            options.always_print_primitive_fields = true;
+            options.preserve_proto_field_names = true;
+            (void)google::protobuf::util::MessageToJsonString(response.status(), &text, options);
+            std::cout << text << std::endl;
+        } else {
+            if (every > 0)
+                std::cout << "\033[H\033[2J";
+            std::cout << table(response.status()) << std::flush;
+        }
+        if (every <= 0)
+            return 0;
+        std::this_thread::sleep_for(std::chrono::duration<double>(every));
+    }
+}
+
+int debug_command(const std::string &program, const std::vector<std::string> &args)
+{
+    po::options_description o("Options");
+    o.add_options()("help,h", "show this help and exit")("action", po::value<std::string>(),
+                                                         "freeze, thaw, checksum or activate")(
+        "guest", po::value<std::string>(), "the guest");
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("action", 1).add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, "debug", args, o, p, parsed))
+        return 2;
+    const std::string action = parsed.vm.count("action") ? parsed.vm["action"].as<std::string>() : "";
+    if (parsed.help || action.empty() || !parsed.vm.count("guest")) {
+        (parsed.help ? std::cout : std::cerr)
+            << "Usage: " << program << " debug freeze|thaw|checksum|activate GUEST\n\n"
+            << "For tests and drills, not for production use:\n"
+            << "  freeze    take one more checkpoint, wait for its ack, and keep the guest paused\n"
+            << "  thaw      resume a frozen guest\n"
+            << "  checksum  SHA-256 of memory, CPU, device state and disk: of a frozen primary, or of a\n"
+            << "            standby copy; equal sums mean the standby is exactly the primary\n"
+            << "  activate  run the standby copy on this host now, from its last committed checkpoint\n"
+            << "            (no failure detection, no fencing: the primary must be gone)\n\n"
+            << o;
+        return parsed.help ? 0 : 2;
+    }
+    const std::string guest = parsed.vm["guest"].as<std::string>();
+    proto::ControlRequest r;
+    if (action == "freeze")
+        r.mutable_freeze()->set_guest(guest);
+    else if (action == "thaw")
+        r.mutable_thaw()->set_guest(guest);
+    else if (action == "checksum")
+        r.mutable_checksum()->set_guest(guest);
+    else if (action == "activate")
+        r.mutable_activate()->set_guest(guest);
+    else {
+        std::cerr << program << " debug: unknown action '" << action << "' (freeze, thaw, checksum, activate)\n";
+        return 2;
+    }
+    proto::ControlResponse response;
+    int rc = send(program, "debug " + action, parsed.vm["socket"].as<std::string>(), r, &response);
+    if (rc != 0)
+        return rc;
+    if (action == "checksum") {
+        const auto &c = response.checksum();
+        std::cout << "guest " << c.guest() << "\nepoch " << c.epoch() << "\nmemory " << c.memory_sha256() << "\ncpu "
+                  << c.cpu_sha256() << "\ndevices " << c.devices_sha256() << "\ndisk " << c.disk_sha256() << "\n";
+    } else {
+        std::cout << response.message() << "\n";
+    }
+    return 0;
+}
+
+} // namespace understudy::cli

@@ -1,0 +1,17 @@
+// The `understudy` commands that talk to understudyd over its control socket:
+// protect, unprotect, status, and the debug commands used by tests and drills.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace understudy::cli {
+
+// Each returns the process exit status: 0 done, 1 the daemon refused or
+// failed (its reason printed), 2 bad options or no daemon to ask.
+int protect_command(const std::string &program, const std::vector<std::string> &args);
+int unprotect_command(const std::string &program, const std::vector<std::string> &args);
+int status_command(const std::string &program, const std::vector<std::string> &args);
+int debug_command(const std::string &program, const std::vector<std::string> &args);
+
+} // namespace understudy::cli

@@ -1,0 +1,394 @@
+#include "dom0d/daemon/daemon.h"
+
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "checkpoint/kvm/kvm_guest.h"
+#include "checkpoint/kvm/kvm_standby.h"
+#include "checkpoint/stream/sha256.h"
+#include "checkpoint/stream/socket_link.h"
+
+namespace understudy::daemon {
+
+namespace {
+
+std::string hex(const Sha256Digest &d)
+{
+    std::ostringstream out;
+    for (auto b : d)
+        out << std::hex << std::setw(2) << std::setfill('0') << static_cast<unsigned>(b);
+    return out.str();
+}
+
+std::string digest_of(const google::protobuf::MessageLite &m)
+{
+    Sha256 sha;
+    auto bytes = m.SerializeAsString();
+    sha.update({reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()});
+    return hex(sha.finish());
+}
+
+proto::ControlResponse failure(const std::string &error)
+{
+    proto::ControlResponse r;
+    r.set_ok(false);
+    r.set_error(error);
+    return r;
+}
+
+proto::ControlResponse success(const std::string &message)
+{
+    proto::ControlResponse r;
+    r.set_ok(true);
+    r.set_message(message);
+    return r;
+}
+
+} // namespace
+
+Daemon::Daemon(DaemonConfig config, Log log) : config_(std::move(config)), log_(std::move(log))
+{
+    if (config_.tls)
+        client_tls_ = std::make_shared<TlsContext>(*config_.tls, TlsContext::Role::client);
+}
+
+Daemon::~Daemon()
+{
+    stop();
+}
+
+void Daemon::start()
+{
+    std::filesystem::create_directories(config_.state_dir);
+    if (config_.insecure)
+        log_("WARNING: replication is INSECURE (insecure = yes): any host that can reach this one can open a "
+             "stream and write guest state. Use this for benchmarks only.");
+    for (const auto &g : config_.guests)
+        if (g.autostart)
+            boot(g);
+    if (config_.listen) {
+        BackupSettings settings;
+        settings.listen = *config_.listen;
+        settings.tls = config_.tls;
+        settings.idle_timeout = std::max(config_.replication.ack_timeout * 2, std::chrono::milliseconds(2000));
+        server_ = std::make_unique<BackupServer>(
+            settings, registry_,
+            [this](const proto::Hello &hello, std::string *refusal) { return make_standby(hello, refusal); }, log_);
+        server_->start();
+        log_("accepting replication streams on " + settings.listen.host + ":" + std::to_string(server_->port()) +
+             (config_.tls ? " (TLS 1.3)" : " (INSECURE)"));
+    }
+}
+
+void Daemon::stop()
+{
+    std::map<std::string, Running> guests;
+    {
+        std::lock_guard lock(mutex_);
+        guests.swap(guests_);
+    }
+    for (auto &[name, r] : guests)
+        if (r.replicator)
+            r.replicator->stop("the primary's understudyd is shutting down");
+    guests.clear();
+    if (server_)
+        server_->stop();
+    server_.reset();
+}
+
+std::uint16_t Daemon::stream_port() const
+{
+    return server_ ? server_->port() : 0;
+}
+
+void Daemon::boot(const GuestConfig &g)
+{
+    kvm::KvmGuestConfig vm = g.vm;
+    vm.console = [this, name = g.name](std::string_view text) {
+        static thread_local std::string line;
+        for (char c : text) {
+            if (c == '\n') {
+                log_("guest " + name + " console: " + line);
+                line.clear();
+            } else if (line.size() < 512) {
+                line += c;
+            }
+        }
+    };
+    if (!g.tap.empty())
+        vm.tap = std::make_shared<kvm::TapDevice>(g.tap);
+    if (!g.disk.empty())
+        vm.disk = std::make_shared<kvm::BlockImage>(g.disk, g.disk_bytes);
+    auto guest = kvm::KvmGuest::boot(std::move(vm));
+    log_("guest " + g.name + ": started (" + std::to_string(g.vm.memory_bytes >> 20) + " MiB, tap " +
+         (g.tap.empty() ? "none" : g.tap) + ", disk " + (g.disk.empty() ? "none" : g.disk.string()) + ")");
+    std::lock_guard lock(mutex_);
+    guests_[g.name] = Running{std::move(guest), nullptr, "standalone"};
+}
+
+std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, std::string *refusal) const
+{
+    const GuestConfig *g = config_.guest(hello.guest_id());
+    if (!g) {
+        *refusal = "guest " + hello.guest_id() + " is not configured on " + config_.node;
+        return nullptr;
+    }
+    if (hello.backend() != "kvm") {
+        *refusal = "guest " + hello.guest_id() + " uses backend " + hello.backend() + "; this host runs kvm";
+        return nullptr;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        if (guests_.count(hello.guest_id())) {
+            *refusal = "guest " + hello.guest_id() + " is running on " + config_.node + "; it cannot also be its standby";
+            return nullptr;
+        }
+    }
+    auto replica = config_.state_dir / (hello.guest_id() + ".replica.img");
+    if (!g->disk.empty() && hello.disk_bytes() == 0)
+        log_("guest " + hello.guest_id() + ": the primary replicates no disk");
+    return std::make_unique<kvm::KvmStandby>(g->vm, g->tap, hello.memory_size(), hello.disk_bytes(), replica);
+}
+
+Replicator::Connect Daemon::connector(const Endpoint &peer) const
+{
+    auto tls = client_tls_;
+    auto timeout = config_.replication.ack_timeout;
+    return [peer, tls, timeout]() -> std::unique_ptr<Link> {
+        auto fd = connect_tcp(peer, timeout);
+        tune_stream_socket(fd.get(), timeout);
+        if (tls)
+            return tls->handshake(std::move(fd), peer.to_string(), timeout);
+        return std::make_unique<SocketLink>(std::move(fd), peer.to_string(), timeout);
+    };
+}
+
+std::string Daemon::protect(const std::string &name, const std::string &peer_text)
+{
+    Endpoint peer;
+    try {
+        peer = parse_endpoint(peer_text, kDefaultStreamPort);
+    } catch (const std::invalid_argument &e) {
+        throw std::runtime_error(std::string("--peer: ") + e.what());
+    }
+    std::lock_guard lock(mutex_);
+    auto it = guests_.find(name);
+    if (it == guests_.end())
+        throw std::runtime_error("guest " + name + " is not running on " + config_.node);
+    if (it->second.replicator)
+        throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
+    auto replicator = std::make_unique<Replicator>(*it->second.guest, connector(peer), config_.replication, log_);
+    replicator->start();
+    it->second.replicator = std::move(replicator);
+    it->second.role = "primary";
+    log_("guest " + name + ": protection requested, backup " + peer.to_string());
+    return "protecting " + name + " with backup " + peer.to_string() + "; see `understudy status`";
+}
+
+std::string Daemon::unprotect(const std::string &name)
+{
+    std::unique_ptr<Replicator> replicator;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = guests_.find(name);
+        if (it == guests_.end() || !it->second.replicator)
+            throw std::runtime_error("guest " + name + " is not protected on " + config_.node);
+        replicator = std::move(it->second.replicator);
+        it->second.role = "standalone";
+    }
+    replicator->stop("unprotected by the operator");
+    log_("guest " + name + ": unprotected by the operator; it keeps running without a standby");
+    return "guest " + name + " is no longer protected";
+}
+
+proto::ChecksumReply Daemon::checksum(const std::string &name)
+{
+    proto::ChecksumReply reply;
+    reply.set_guest(name);
+    {
+        std::lock_guard lock(mutex_);
+        auto it = guests_.find(name);
+        if (it != guests_.end()) {
+            auto &r = it->second;
+            auto frozen = r.replicator ? r.replicator->frozen_state() : std::nullopt;
+            if (!frozen)
+                throw std::runtime_error("checksum of running guest " + name + ": freeze it first "
+                                         "(`understudy debug freeze " + name + "`)");
+            Sha256 memory;
+            std::vector<std::uint8_t> page(kPageSize);
+            for (std::uint64_t p = 0; p < r.guest->memory_size() / kPageSize; ++p) {
+                Pfn pfn{p};
+                r.guest->read_pages({&pfn, 1}, page);
+                memory.update(page);
+            }
+            reply.set_memory_sha256(hex(memory.finish()));
+            reply.set_cpu_sha256(digest_of(frozen->first));
+            reply.set_devices_sha256(digest_of(frozen->second));
+            reply.set_epoch(r.replicator->status().acked_epoch);
+            Sha256 disk;
+            std::vector<std::uint8_t> chunk(1 << 20);
+            for (std::uint64_t off = 0; off < r.guest->disk_bytes(); off += chunk.size()) {
+                auto n = std::min<std::uint64_t>(chunk.size(), r.guest->disk_bytes() - off);
+                r.guest->read_disk(off / 512, {chunk.data(), n});
+                disk.update({chunk.data(), n});
+            }
+            reply.set_disk_sha256(hex(disk.finish()));
+            return reply;
+        }
+    }
+    bool found = registry_.inspect(name, [&](const StandbyGuest &standby) {
+        auto &image = dynamic_cast<const StandbyImage &>(standby);
+        Sha256 memory;
+        memory.update(image.memory());
+        reply.set_memory_sha256(hex(memory.finish()));
+        reply.set_cpu_sha256(image.cpu() ? digest_of(*image.cpu()) : "");
+        reply.set_devices_sha256(image.devices() ? digest_of(*image.devices()) : "");
+        Sha256 disk;
+        if (image.disk_bytes()) {
+            std::ifstream in(image.replica_path(), std::ios::binary);
+            std::vector<char> chunk(1 << 20);
+            while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+                disk.update({reinterpret_cast<const std::uint8_t *>(chunk.data()), static_cast<std::size_t>(in.gcount())});
+        }
+        reply.set_disk_sha256(hex(disk.finish()));
+    });
+    if (!found)
+        throw std::runtime_error("guest " + name + " neither runs nor has a consistent standby on " + config_.node);
+    for (const auto &s : registry_.status())
+        if (s.guest == name)
+            reply.set_epoch(s.epoch);
+    return reply;
+}
+
+std::string Daemon::activate(const std::string &name)
+{
+    std::string epoch = "?";
+    for (const auto &s : registry_.status())
+        if (s.guest == name)
+            epoch = std::to_string(s.epoch);
+    log_("guest " + name + ": activating the standby copy at epoch " + epoch);
+    auto standby = registry_.take(name);
+    if (!standby)
+        throw std::runtime_error("guest " + name + " has no consistent standby on " + config_.node);
+    auto guest = standby->activate();
+    log_("guest " + name + ": ACTIVATED from its standby copy at epoch " + epoch + "; it now runs on " + config_.node);
+    std::lock_guard lock(mutex_);
+    guests_[name] = Running{std::move(guest), nullptr, "activated"};
+    return "guest " + name + " runs on " + config_.node + " from its last committed checkpoint";
+}
+
+proto::StatusReply Daemon::status(const std::string &only) const
+{
+    proto::StatusReply reply;
+    reply.set_node(config_.node);
+    reply.set_insecure(config_.insecure);
+    std::lock_guard lock(mutex_);
+    for (const auto &[name, r] : guests_) {
+        if (!only.empty() && name != only)
+            continue;
+        auto *g = reply.add_guests();
+        g->set_name(name);
+        g->set_role(r.role);
+        auto *kvm_guest = dynamic_cast<const kvm::KvmGuest *>(r.guest.get());
+        g->set_running(kvm_guest ? !kvm_guest->stopped().has_value() : true);
+        if (!r.replicator) {
+            g->set_state("unprotected");
+            g->set_link("none");
+            continue;
+        }
+        auto s = r.replicator->status();
+        g->set_state(state_name(s.state));
+        g->set_peer(s.peer);
+        g->set_epoch(s.epoch);
+        g->set_acked_epoch(s.acked_epoch);
+        g->set_last_ack_age_s(s.last_ack_age_s);
+        g->set_pause_p50_us(s.pause_p50_us);
+        g->set_pause_p99_us(s.pause_p99_us);
+        g->set_pause_max_us(s.pause_max_us);
+        g->set_dirty_pages_last(s.dirty_pages_last);
+        g->set_dirty_pages_avg(s.dirty_pages_avg);
+        g->set_bytes_sent(s.bytes_sent);
+        g->set_compression(s.compression);
+        g->set_compression_ratio(s.compression_ratio());
+        g->set_checkpoints(s.checkpoints);
+        g->set_sender_waits(s.sender_waits);
+        g->set_resyncs(s.resyncs);
+        g->set_backup_losses(s.backup_losses);
+        g->set_ack_latency_avg_ms(s.ack_latency_avg_ms);
+        g->set_link(s.state == ProtectionState::protected_ || s.state == ProtectionState::syncing ? "up" : "down");
+        g->set_last_error(s.last_error);
+    }
+    for (const auto &s : registry_.status()) {
+        if (!only.empty() && s.guest != only)
+            continue;
+        auto *b = reply.add_standbys();
+        b->set_guest(s.guest);
+        b->set_peer(s.peer);
+        b->set_receiving(s.receiving);
+        b->set_consistent(s.consistent);
+        b->set_epoch(s.epoch);
+        b->set_checkpoints(s.checkpoints);
+        b->set_epochs_refused(s.epochs_refused);
+        b->set_bytes_received(s.bytes_received);
+        b->set_last_commit_age_s(s.last_commit_age_s);
+        b->set_last_error(s.last_error);
+    }
+    return reply;
+}
+
+proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
+{
+    try {
+        switch (request.command_case()) {
+        case proto::ControlRequest::kProtect:
+            return success(protect(request.protect().guest(), request.protect().peer()));
+        case proto::ControlRequest::kUnprotect:
+            return success(unprotect(request.unprotect().guest()));
+        case proto::ControlRequest::kStatus: {
+            auto r = success("");
+            *r.mutable_status() = status(request.status().guest());
+            return r;
+        }
+        case proto::ControlRequest::kFreeze: {
+            Replicator *replicator = nullptr;
+            {
+                std::lock_guard lock(mutex_);
+                auto it = guests_.find(request.freeze().guest());
+                if (it == guests_.end() || !it->second.replicator)
+                    return failure("guest " + request.freeze().guest() + " is not protected on " + config_.node);
+                replicator = it->second.replicator.get();
+            }
+            auto epoch = replicator->freeze(std::chrono::seconds(30));
+            return success("guest " + request.freeze().guest() + " frozen at acked epoch " +
+                           std::to_string(epoch.value));
+        }
+        case proto::ControlRequest::kThaw: {
+            Replicator *replicator = nullptr;
+            {
+                std::lock_guard lock(mutex_);
+                auto it = guests_.find(request.thaw().guest());
+                if (it == guests_.end() || !it->second.replicator)
+                    return failure("guest " + request.thaw().guest() + " is not protected on " + config_.node);
+                replicator = it->second.replicator.get();
+            }
+            replicator->thaw();
+            return success("guest " + request.thaw().guest() + " runs again");
+        }
+        case proto::ControlRequest::kChecksum: {
+            auto r = success("");
+            *r.mutable_checksum() = checksum(request.checksum().guest());
+            return r;
+        }
+        case proto::ControlRequest::kActivate:
+            return success(activate(request.activate().guest()));
+        case proto::ControlRequest::COMMAND_NOT_SET:
+            break;
+        }
+        return failure("empty or unknown request");
+    } catch (const std::exception &e) {
+        return failure(e.what());
+    }
+}
+
+} // namespace understudy::daemon

@@ -1,0 +1,59 @@
+// understudyd's state: the guests this host runs (and their replication to a
+// backup), the standby copies it holds for other hosts, and the answers to
+// control requests. Sockets live elsewhere (control_server, metrics_server).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "checkpoint/backup_server.h"
+#include "checkpoint/replicator.h"
+#include "checkpoint/standby_registry.h"
+#include "dom0d/daemon/daemon_config.h"
+#include "proto/control.pb.h"
+
+namespace understudy::daemon {
+
+class Daemon {
+  public:
+    using Log = std::function<void(const std::string &)>;
+    Daemon(DaemonConfig config, Log log);
+    ~Daemon();
+
+    // Boots the autostart guests and opens the stream listener. Throws with
+    // the reason if any of it fails.
+    void start();
+    void stop();
+
+    [[nodiscard]] proto::ControlResponse handle(const proto::ControlRequest &request);
+    [[nodiscard]] proto::StatusReply status(const std::string &guest = "") const;
+    [[nodiscard]] const DaemonConfig &config() const noexcept { return config_; }
+    [[nodiscard]] std::uint16_t stream_port() const;
+
+  private:
+    struct Running {
+        std::unique_ptr<Guest> guest;
+        std::unique_ptr<Replicator> replicator;
+        std::string role; // "standalone", "primary", "activated"
+    };
+
+    void boot(const GuestConfig &guest);
+    std::string protect(const std::string &guest, const std::string &peer);
+    std::string unprotect(const std::string &guest);
+    proto::ChecksumReply checksum(const std::string &guest);
+    std::string activate(const std::string &guest);
+    Replicator::Connect connector(const Endpoint &peer) const;
+    std::unique_ptr<StandbyGuest> make_standby(const proto::Hello &hello, std::string *refusal) const;
+
+    DaemonConfig config_;
+    Log log_;
+    mutable std::mutex mutex_;
+    std::map<std::string, Running> guests_;
+    StandbyRegistry registry_;
+    std::unique_ptr<BackupServer> server_;
+    std::shared_ptr<TlsContext> client_tls_;
+};
+
+} // namespace understudy::daemon

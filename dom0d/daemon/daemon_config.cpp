@@ -1,0 +1,221 @@
+#include "dom0d/daemon/daemon_config.h"
+
+#include <boost/property_tree/ini_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "checkpoint/handshake.h"
+#include "checkpoint/page_codec.h"
+#include "dom0d/cli/net_args.h"
+
+namespace pt = boost::property_tree;
+
+namespace understudy::daemon {
+
+namespace {
+
+class Section {
+  public:
+    Section(const pt::ptree &tree, std::string where, std::set<std::string> known)
+        : tree_(tree), where_(std::move(where)), known_(std::move(known))
+    {
+        for (const auto &[key, value] : tree_) {
+            if (!value.empty())
+                throw ConfigError(where_ + ": '" + key + "' is nested, which this file format does not have");
+            if (!known_.count(key))
+                throw ConfigError(where_ + ": unknown key '" + key + "'");
+        }
+    }
+
+    [[nodiscard]] std::optional<std::string> text(const std::string &key) const
+    {
+        auto v = tree_.get_optional<std::string>(pt::ptree::path_type(key, '\0'));
+        if (!v)
+            return std::nullopt;
+        if (v->empty())
+            throw ConfigError(where_ + "." + key + ": empty value");
+        return *v;
+    }
+    [[nodiscard]] std::string text(const std::string &key, const std::string &fallback) const
+    {
+        return text(key).value_or(fallback);
+    }
+    template <class T> [[nodiscard]] T number(const std::string &key, T fallback, T lo, T hi) const
+    {
+        auto v = text(key);
+        if (!v)
+            return fallback;
+        T out{};
+        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+        if (ec != std::errc() || end != v->data() + v->size() || out < lo || out > hi)
+            throw ConfigError(where_ + "." + key + ": '" + *v + "' is not a number from " + std::to_string(lo) +
+                              " to " + std::to_string(hi));
+        return out;
+    }
+    [[nodiscard]] bool flag(const std::string &key, bool fallback) const
+    {
+        auto v = text(key);
+        if (!v)
+            return fallback;
+        if (*v == "yes" || *v == "true" || *v == "1")
+            return true;
+        if (*v == "no" || *v == "false" || *v == "0")
+            return false;
+        throw ConfigError(where_ + "." + key + ": '" + *v + "' is not yes or no");
+    }
+    [[nodiscard]] std::optional<Endpoint> endpoint(const std::string &key, std::uint16_t default_port) const
+    {
+        auto v = text(key);
+        if (!v)
+            return std::nullopt;
+        try {
+            return parse_endpoint(*v, default_port);
+        } catch (const std::invalid_argument &e) {
+            throw ConfigError(where_ + "." + key + ": " + e.what());
+        }
+    }
+    [[nodiscard]] const std::string &where() const { return where_; }
+
+  private:
+    const pt::ptree &tree_;
+    std::string where_;
+    std::set<std::string> known_;
+};
+
+GuestConfig parse_guest(const std::string &name, const Section &s)
+{
+    GuestConfig g;
+    g.name = name;
+    if (!valid_guest_id(name) || name.size() > 32)
+        throw ConfigError(s.where() + ": guest name must be 1-32 characters of A-Z a-z 0-9 _ . -");
+    g.vm.name = name;
+    auto kernel = s.text("kernel");
+    if (!kernel)
+        throw ConfigError(s.where() + ".kernel: missing (the guest's ELF image)");
+    g.vm.kernel = *kernel;
+    g.vm.memory_bytes = std::uint64_t{s.number<unsigned>("memory_mib", 64, 4, 16384)} << 20;
+    g.tap = s.text("tap", "");
+    try {
+        auto ip = cli::parse_ipv4_interface(s.text("ip", "10.99.0.2/24"));
+        g.vm.ipv4 = ip.address;
+        g.vm.netmask = ip.netmask;
+        g.vm.mac = cli::parse_mac(s.text("mac", "52:54:00:12:34:56"));
+    } catch (const std::exception &e) {
+        throw ConfigError(s.where() + ": " + e.what());
+    }
+    g.vm.udp_port = static_cast<std::uint16_t>(s.number<unsigned>("port", 7777, 1, 65535));
+    g.vm.dirty_pages_per_second = s.number<unsigned long>("dirty_rate", 0, 0, 10'000'000);
+    g.vm.cmdline = s.text("guest_arg", "");
+    if (g.vm.cmdline.size() > 127)
+        throw ConfigError(s.where() + ".guest_arg: at most 127 characters");
+    g.disk = s.text("disk", "");
+    g.disk_bytes = std::uint64_t{s.number<unsigned>("disk_mib", 8, 1, 1 << 20)} << 20;
+    g.autostart = s.flag("autostart", true);
+    return g;
+}
+
+} // namespace
+
+const GuestConfig *DaemonConfig::guest(const std::string &name) const
+{
+    for (const auto &g : guests)
+        if (g.name == name)
+            return &g;
+    return nullptr;
+}
+
+DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem::path &source)
+{
+    pt::ptree tree;
+    std::istringstream in(text);
+    try {
+        pt::read_ini(in, tree);
+    } catch (const pt::ini_parser_error &e) {
+        throw ConfigError(source.string() + ":" + std::to_string(e.line()) + ": " + e.message());
+    }
+    DaemonConfig c;
+    c.source = source;
+    const std::string file = source.string();
+    static const pt::ptree empty;
+    for (const auto &[name, section] : tree) {
+        if (section.empty() && !section.data().empty())
+            throw ConfigError(file + ": '" + name + "' is outside any [section]");
+        if (name != "daemon" && name != "replication" && !name.starts_with("guest "))
+            throw ConfigError(file + ": unknown section [" + name + "]");
+    }
+    auto section_of = [&](const std::string &name) -> const pt::ptree & {
+        auto it = tree.find(name);
+        return it == tree.not_found() ? empty : it->second;
+    };
+
+    Section d(section_of("daemon"), file + ": [daemon]", {"node", "control_socket", "state_dir", "metrics"});
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    c.node = d.text("node", host);
+    c.control_socket = d.text("control_socket", c.control_socket.string());
+    c.state_dir = d.text("state_dir", c.state_dir.string());
+    c.metrics = d.endpoint("metrics", 9464);
+
+    Section r(section_of("replication"), file + ": [replication]",
+              {"listen", "psk_file", "certificate", "private_key", "ca", "insecure", "interval_ms", "ack_timeout_ms",
+               "retry_ms", "compression"});
+    c.listen = r.endpoint("listen", kDefaultStreamPort);
+    c.insecure = r.flag("insecure", false);
+    auto psk = r.text("psk_file");
+    auto cert = r.text("certificate");
+    if (psk && cert)
+        throw ConfigError(file + ": [replication] has both psk_file and certificate; choose one");
+    if (psk) {
+        try {
+            c.tls = TlsSettings{read_psk_file(*psk), {}, {}, {}};
+        } catch (const std::exception &e) {
+            throw ConfigError(file + ": [replication].psk_file: " + e.what());
+        }
+    } else if (cert) {
+        auto key = r.text("private_key"), ca = r.text("ca");
+        if (!key || !ca)
+            throw ConfigError(file + ": [replication] certificate needs private_key and ca too");
+        c.tls = TlsSettings{{}, *cert, *key, *ca};
+    }
+    if (c.tls && c.insecure)
+        throw ConfigError(file + ": [replication] insecure = yes together with a key or certificate");
+    if (!c.tls && !c.insecure)
+        throw ConfigError(file + ": [replication] needs psk_file (or certificate, private_key, ca); "
+                                 "only benchmarks may set insecure = yes");
+    c.replication.interval = std::chrono::milliseconds(r.number<unsigned>("interval_ms", 25, 1, 10'000));
+    c.replication.ack_timeout = std::chrono::milliseconds(r.number<unsigned>("ack_timeout_ms", 2000, 50, 600'000));
+    c.replication.retry_interval = std::chrono::milliseconds(r.number<unsigned>("retry_ms", 1000, 10, 600'000));
+    try {
+        c.replication.codec = parse_compression(r.text("compression", "none"));
+    } catch (const std::invalid_argument &e) {
+        throw ConfigError(file + ": [replication].compression: " + e.what());
+    }
+
+    for (const auto &[name, section] : tree) {
+        if (!name.starts_with("guest "))
+            continue;
+        Section g(section, file + ": [" + name + "]",
+                  {"kernel", "memory_mib", "tap", "ip", "mac", "port", "dirty_rate", "guest_arg", "disk", "disk_mib",
+                   "autostart"});
+        auto guest = parse_guest(name.substr(6), g);
+        if (c.guest(guest.name))
+            throw ConfigError(file + ": guest " + guest.name + " is configured twice");
+        c.guests.push_back(std::move(guest));
+    }
+    return c;
+}
+
+DaemonConfig load_daemon_config(const std::filesystem::path &path)
+{
+    std::ifstream in(path);
+    if (!in)
+        throw ConfigError(path.string() + ": cannot open: " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_daemon_config(text.str(), path);
+}
+
+} // namespace understudy::daemon

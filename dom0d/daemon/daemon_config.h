@@ -1,0 +1,56 @@
+// understudyd's configuration file (docs/protect.md): INI sections [daemon],
+// [replication] and one [guest NAME] per guest this host runs or stands by
+// for. Every key is checked; an unknown key is an error (a typo must not
+// silently become a default).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "checkpoint/kvm/kvm_guest_config.h"
+#include "checkpoint/replicator.h"
+#include "checkpoint/stream/tcp.h"
+#include "checkpoint/stream/tls_link.h"
+
+namespace understudy::daemon {
+
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+inline constexpr std::uint16_t kDefaultStreamPort = 7300;
+
+struct GuestConfig {
+    std::string name;
+    kvm::KvmGuestConfig vm;          // image, RAM, MAC, IP, port, workload
+    std::string tap;                 // "": the guest has no NIC
+    std::filesystem::path disk;      // "": no disk
+    std::uint64_t disk_bytes = 0;    // size when the image is created
+    bool autostart = true;           // boot when the daemon starts (primary)
+};
+
+struct DaemonConfig {
+    std::filesystem::path source;
+    std::string node;
+    std::filesystem::path control_socket = "/run/understudy/understudyd.sock";
+    std::filesystem::path state_dir = "/var/lib/understudy";
+    std::optional<Endpoint> metrics;   // Prometheus endpoint, none: off
+    std::optional<Endpoint> listen;    // accept streams (backup role), none: off
+    std::optional<TlsSettings> tls;    // none only with insecure
+    bool insecure = false;
+    ReplicationSettings replication;
+    std::vector<GuestConfig> guests;
+
+    [[nodiscard]] const GuestConfig *guest(const std::string &name) const;
+};
+
+// Throws ConfigError naming the file, the key and what is wrong.
+[[nodiscard]] DaemonConfig load_daemon_config(const std::filesystem::path &path);
+[[nodiscard]] DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem::path &source);
+
+} // namespace understudy::daemon

@@ -1,0 +1,101 @@
+// understudyd's configuration file: what an operator writes is checked key by
+// key, and mistakes are named.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "dom0d/daemon/daemon_config.h"
+#include "dom0d/daemon/prometheus_text.h"
+
+using namespace understudy;
+using namespace understudy::daemon;
+
+namespace {
+
+std::filesystem::path key_file()
+{
+    auto path = std::filesystem::temp_directory_path() / ("understudy-key-" + std::to_string(getpid()));
+    std::ofstream(path) << std::string(64, 'a') << "\n";
+    return path;
+}
+
+std::string base()
+{
+    return "[daemon]\nnode = a\n[replication]\npsk_file = " + key_file().string() + "\n";
+}
+
+} // namespace
+
+TEST_CASE("a complete configuration is read with its defaults", "[config]")
+{
+    auto c = parse_daemon_config(base() + "listen = 10.0.0.2\ninterval_ms = 40\ncompression = xor+zstd\n"
+                                          "[guest web]\nkernel = /k.elf\nmemory_mib = 32\ntap = t0\n"
+                                          "disk = /d.img\nautostart = no\n",
+                                 "test.conf");
+    CHECK(c.node == "a");
+    REQUIRE(c.listen);
+    CHECK(c.listen->port == kDefaultStreamPort);
+    CHECK(c.replication.interval == std::chrono::milliseconds(40));
+    CHECK(c.replication.codec.xor_delta);
+    CHECK(c.replication.codec.compressor == proto::PageBatch::ZSTD);
+    REQUIRE(c.tls);
+    CHECK(c.tls->psk.size() == 32);
+    REQUIRE(c.guests.size() == 1);
+    CHECK(c.guests[0].name == "web");
+    CHECK(c.guests[0].vm.memory_bytes == (32u << 20));
+    CHECK_FALSE(c.guests[0].autostart);
+    CHECK(c.guest("web") != nullptr);
+}
+
+TEST_CASE("configuration mistakes are refused with the file, section and key", "[config]")
+{
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "intervall_ms = 5\n", "x.conf"),
+                      Catch::Contains("[replication]: unknown key 'intervall_ms'"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "interval_ms = 0\n", "x.conf"),
+                      Catch::Contains("interval_ms: '0' is not a number from 1"));
+    CHECK_THROWS_WITH(parse_daemon_config("[replication]\n", "x.conf"), Catch::Contains("needs psk_file"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "insecure = yes\n", "x.conf"),
+                      Catch::Contains("insecure = yes together with a key"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "compression = gzip\n", "x.conf"),
+                      Catch::Contains("compression 'gzip'"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest w]\nmemory_mib = 8\n", "x.conf"),
+                      Catch::Contains("[guest w].kernel: missing"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest b@d]\nkernel = /k\n", "x.conf"),
+                      Catch::Contains("guest name must be"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest w]\nkernel = /k\nip = 300.1.1.1/24\n", "x.conf"),
+                      Catch::Contains("[guest w]"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[gust w]\nkernel = /k\n", "x.conf"), Catch::Contains("unknown section [gust w]"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "listen = host:99999\n", "x.conf"),
+                      Catch::Contains("not a number from 1 to 65535"));
+    CHECK_THROWS_WITH(parse_daemon_config("[replication]\npsk_file = /nonexistent/key\n", "x.conf"),
+                      Catch::Contains("cannot open"));
+    CHECK_THROWS_WITH(load_daemon_config("/nonexistent/understudyd.conf"), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("status renders as valid Prometheus text", "[metrics]")
+{
+    proto::StatusReply s;
+    s.set_node("host \"a\"");
+    auto *g = s.add_guests();
+    g->set_name("web");
+    g->set_role("primary");
+    g->set_state("protected");
+    g->set_checkpoints(42);
+    g->set_pause_p50_us(310);
+    auto *b = s.add_standbys();
+    b->set_guest("db");
+    b->set_consistent(true);
+    auto text = prometheus_text(s);
+    CHECK_THAT(text, Catch::Contains("understudy_info{node=\"host \\\"a\\\"\",insecure=\"false\"} 1\n"));
+    CHECK_THAT(text, Catch::Contains("understudy_guest_protected{guest=\"web\",role=\"primary\"} 1\n"));
+    CHECK_THAT(text, Catch::Contains("# TYPE understudy_checkpoints_total counter\n"));
+    CHECK_THAT(text, Catch::Contains("understudy_checkpoints_total{guest=\"web\",role=\"primary\"} 42\n"));
+    CHECK_THAT(text, Catch::Contains("understudy_pause_seconds{guest=\"web\",quantile=\"0.5\"} 0.00031\n"));
+    CHECK_THAT(text, Catch::Contains("understudy_standby_consistent{guest=\"db\"} 1\n"));
+    // Every line is a comment or `name{labels} value`.
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        INFO(line);
+        CHECK((line.rfind("# ", 0) == 0 || (line.find("} ") != std::string::npos && line.find('{') != std::string::npos)));
+    }
+}
