@@ -10,6 +10,8 @@ BackupServer::BackupServer(BackupSettings settings, StandbyRegistry &registry, S
     : settings_(std::move(settings)), registry_(registry), factory_(std::move(factory)), log_(std::move(log)),
       listener_(settings_.listen)
 {
+    if (!log_)
+        log_ = [](const std::string &) {};
     if (settings_.tls)
         tls_ = std::make_unique<TlsContext>(*settings_.tls, TlsContext::Role::server);
 }

@@ -125,7 +125,8 @@ void Replicator::run_session(std::uint64_t session)
     dirty_.clear();
     next_epoch_ = Epoch{1};
     precopy(session);
-    auto next = Clock::now();
+    // The first checkpoint right after the copy: protected as soon as possible.
+    auto next = Clock::now() - settings_.interval;
     for (;;) {
         next += settings_.interval;
         bool freeze;
