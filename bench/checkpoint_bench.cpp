@@ -22,6 +22,7 @@
 #include "checkpoint/standby_image.h"
 #include "checkpoint/stream/socket_link.h"
 #include "dom0d/cli/net_args.h"
+#include "tests/support/bench_guest.h"
 #include "tests/support/kvm_requirements.h"
 #include "tests/support/test_network.h"
 
@@ -87,15 +88,7 @@ int main(int argc, char **argv)
         return kSkipExitStatus;
     }
     TestNetwork net("ckpt");
-    kvm::KvmGuestConfig config;
-    config.name = "bench";
-    config.kernel = UNDERSTUDY_DEMO_GUEST;
-    config.memory_bytes = 128ull << 20;
-    config.tap = net.make_tap();
-    auto ip = cli::parse_ipv4_interface(kGuestCidr);
-    config.ipv4 = ip.address;
-    config.netmask = ip.netmask;
-    config.console = [](std::string_view) {};
+    auto config = bench_guest_config(net, UNDERSTUDY_DEMO_GUEST);
     auto guest = kvm::KvmGuest::boot(config);
     auto udp = net.guest_udp_socket();
     auto ask = [&](const std::string &request) {

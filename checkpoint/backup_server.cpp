@@ -69,7 +69,7 @@ void BackupServer::serve(Link &link)
     RecordWriter writer(link);
     proto::Hello hello;
     try {
-        hello = read_hello(reader, settings_.max_memory_bytes);
+        hello = read_hello(reader, settings_.max_memory_bytes, settings_.max_disk_bytes);
     } catch (const StreamError &e) {
         log_(std::string("refused stream: ") + e.what());
         try {

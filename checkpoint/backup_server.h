@@ -25,6 +25,7 @@ struct BackupSettings {
     std::chrono::milliseconds handshake_timeout{5000};
     std::chrono::milliseconds idle_timeout{5000};
     std::uint64_t max_memory_bytes = 64ull << 30;
+    std::uint64_t max_disk_bytes = 16ull << 40;
 };
 
 // Makes an empty standby for the guest a Hello describes; returns null and

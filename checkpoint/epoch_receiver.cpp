@@ -169,6 +169,8 @@ void EpochReceiver::read_disk_writes(RecordReader &reader, ReceivedEpoch &into)
         if (total > kMaxPayloadBytes)
             throw StreamError(at + "more than " + std::to_string(kMaxPayloadBytes) + " bytes in one record");
     }
+    if (into.disk.data.size() + total > kMaxDiskBytesPerEpoch)
+        throw StreamError(at + "more than " + std::to_string(kMaxDiskBytesPerEpoch) + " bytes of disk writes in one epoch");
     if (record.payload_bytes() != total)
         throw StreamError(at + "payload of " + std::to_string(record.payload_bytes()) + " bytes, the writes need " +
                           std::to_string(total));

@@ -38,7 +38,7 @@ PageCodecSettings offer_hello(RecordWriter &writer, RecordReader &reader, const 
     return codec_from_features(reply.features());
 }
 
-proto::Hello read_hello(RecordReader &reader, std::uint64_t max_memory_bytes)
+proto::Hello read_hello(RecordReader &reader, std::uint64_t max_memory_bytes, std::uint64_t max_disk_bytes)
 {
     auto type = reader.next();
     if (type != RecordType::hello)
@@ -57,8 +57,9 @@ proto::Hello read_hello(RecordReader &reader, std::uint64_t max_memory_bytes)
     if (hello.memory_size() == 0 || hello.memory_size() % kPageSize || hello.memory_size() > max_memory_bytes)
         throw StreamError(who + "guest memory of " + std::to_string(hello.memory_size()) +
                           " bytes (must be whole pages, at most " + std::to_string(max_memory_bytes) + ")");
-    if (hello.disk_bytes() % kSectorSize)
-        throw StreamError(who + "disk of " + std::to_string(hello.disk_bytes()) + " bytes is not whole sectors");
+    if (hello.disk_bytes() % kSectorSize || hello.disk_bytes() > max_disk_bytes)
+        throw StreamError(who + "disk of " + std::to_string(hello.disk_bytes()) +
+                          " bytes (must be whole sectors, at most " + std::to_string(max_disk_bytes) + ")");
     if (hello.backend().empty() || hello.backend().size() > 16)
         throw StreamError(who + "no backend named");
     return hello;

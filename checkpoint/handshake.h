@@ -20,7 +20,8 @@ PageCodecSettings offer_hello(RecordWriter &writer, RecordReader &reader, const 
 
 // Backup side: reads and validates Hello. Throws StreamError saying what is
 // wrong; the caller answers with refuse_hello().
-[[nodiscard]] proto::Hello read_hello(RecordReader &reader, std::uint64_t max_memory_bytes);
+[[nodiscard]] proto::Hello read_hello(RecordReader &reader, std::uint64_t max_memory_bytes,
+                                     std::uint64_t max_disk_bytes);
 // Accepts, keeping the offered features this side supports; returns them.
 PageCodecSettings accept_hello(RecordWriter &writer, const proto::Hello &hello);
 void refuse_hello(RecordWriter &writer, const std::string &reason);

@@ -35,17 +35,19 @@ std::uint64_t StandbyRegistry::begin_stream(const std::string &guest, Link &link
     return ticket;
 }
 
+std::shared_ptr<StandbyRegistry::Slot> StandbyRegistry::find(const std::string &guest) const
+{
+    std::lock_guard lock(mutex_);
+    auto it = slots_.find(guest);
+    return it == slots_.end() ? nullptr : it->second;
+}
+
 bool StandbyRegistry::with_standby(const std::string &guest, std::uint64_t ticket,
                                    const std::function<void(StandbyGuest *, StandbyStatus &)> &apply)
 {
-    std::shared_ptr<Slot> slot;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = slots_.find(guest);
-        if (it == slots_.end())
-            return false;
-        slot = it->second;
-    }
+    auto slot = find(guest);
+    if (!slot)
+        return false;
     std::lock_guard lock(slot->mutex);
     if (slot->ticket != ticket)
         return false;
@@ -56,14 +58,9 @@ bool StandbyRegistry::with_standby(const std::string &guest, std::uint64_t ticke
 
 bool StandbyRegistry::install(const std::string &guest, std::uint64_t ticket, std::unique_ptr<StandbyGuest> standby)
 {
-    std::shared_ptr<Slot> slot;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = slots_.find(guest);
-        if (it == slots_.end())
-            return false;
-        slot = it->second;
-    }
+    auto slot = find(guest);
+    if (!slot)
+        return false;
     std::lock_guard lock(slot->mutex);
     if (slot->ticket != ticket)
         return false;
@@ -116,14 +113,9 @@ std::vector<StandbyStatus> StandbyRegistry::status() const
 
 bool StandbyRegistry::inspect(const std::string &guest, const std::function<void(const StandbyGuest &)> &look) const
 {
-    std::shared_ptr<Slot> slot;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = slots_.find(guest);
-        if (it == slots_.end())
-            return false;
-        slot = it->second;
-    }
+    auto slot = find(guest);
+    if (!slot)
+        return false;
     std::lock_guard lock(slot->mutex);
     if (!slot->committed)
         return false;

@@ -58,6 +58,8 @@ class StandbyRegistry {
     void cut_all();
 
   private:
+    [[nodiscard]] std::shared_ptr<Slot> find(const std::string &guest) const;
+
     mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Slot>> slots_;
     std::uint64_t tickets_ = 0;

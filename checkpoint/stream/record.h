@@ -34,6 +34,7 @@ inline constexpr std::uint32_t kMaxHeaderBytes = 1u << 20;    // CPU state of ma
 inline constexpr std::uint32_t kMaxPagesPerBatch = 1024;      // 4 MiB of pages
 inline constexpr std::uint32_t kMaxPayloadBytes = 4u << 20;   // any one record's raw bytes
 inline constexpr std::uint32_t kMaxDiskWritesPerRecord = 4096;
+inline constexpr std::uint64_t kMaxDiskBytesPerEpoch = 256ull << 20; // what a backup buffers for one epoch
 inline constexpr std::uint32_t kSectorSize = 512;
 
 // The peer sent something that is not a valid stream: refused, never applied.

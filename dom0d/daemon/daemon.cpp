@@ -134,6 +134,12 @@ std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, st
         *refusal = "guest " + hello.guest_id() + " is not configured on " + config_.node;
         return nullptr;
     }
+    if (hello.memory_size() != g->vm.memory_bytes) {
+        *refusal = "guest " + hello.guest_id() + " has " + std::to_string(hello.memory_size() >> 20) +
+                   " MiB on the primary and " + std::to_string(g->vm.memory_bytes >> 20) + " MiB (memory_mib) on " +
+                   config_.node;
+        return nullptr;
+    }
     if (hello.backend() != "kvm") {
         *refusal = "guest " + hello.guest_id() + " uses backend " + hello.backend() + "; this host runs kvm";
         return nullptr;

@@ -172,9 +172,7 @@ TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot ch
         replicator.freeze(10s);
         require_identical(guest, registry);
         committed_memory.assign(guest.memory().begin(), guest.memory().end());
-        replicator.stop("switching keys");
-        // stop() leaves the guest paused when frozen: it is resumed by thaw,
-        // which the stopped loop no longer needs.
+        replicator.stop("switching keys"); // also resumes the frozen guest
     }
     const auto before = registry.status().at(0);
     REQUIRE(before.consistent);

@@ -7,6 +7,7 @@
 
 #include "checkpoint/epoch_receiver.h"
 #include "checkpoint/epoch_sender.h"
+#include "checkpoint/handshake.h"
 #include "checkpoint/standby_image.h"
 #include "checkpoint/stream/memory_link.h"
 
@@ -209,4 +210,33 @@ TEST_CASE("hostile streams are refused and leave the committed standby as it was
     }
     CHECK(backup.committed == Epoch{1});
     CHECK(backup.memory() == committed);
+}
+
+TEST_CASE("a Hello that does not describe a guest this backup can hold is refused", "[stream][hostile]")
+{
+    auto hello_with = [](auto &&change) {
+        proto::Hello hello;
+        hello.set_protocol_version(kProtocolVersion);
+        hello.set_guest_id("web");
+        hello.set_page_size(static_cast<std::uint32_t>(kPageSize));
+        hello.set_memory_size(64 << 20);
+        hello.set_backend("kvm");
+        hello.set_disk_bytes(1 << 20);
+        change(hello);
+        MemoryLink out;
+        RecordWriter writer(out);
+        writer.write(RecordType::hello, hello);
+        writer.flush();
+        MemoryLink in(out.written());
+        RecordReader reader(in, 100ms);
+        return read_hello(reader, 1ull << 30, 1ull << 30);
+    };
+    CHECK(hello_with([](proto::Hello &) {}).guest_id() == "web");
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_protocol_version(2); }), Catch::Contains("protocol version 2"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_guest_id("../etc"); }), Catch::Contains("guest id"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_page_size(65536); }), Catch::Contains("page size"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_memory_size(2ull << 30); }), Catch::Contains("at most"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_memory_size(4097); }), Catch::Contains("whole pages"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_disk_bytes(1ull << 62); }), Catch::Contains("disk of"));
+    CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_disk_bytes(100); }), Catch::Contains("whole sectors"));
 }
