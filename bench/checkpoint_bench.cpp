@@ -187,7 +187,9 @@ int main(int argc, char **argv)
 
     std::ostringstream json, dat;
     json.precision(1);
-    json << std::fixed << "{\n  \"benchmark\": \"checkpoint\",\n  \"backend\": \"kvm\",\n  \"guest_mib\": 128,\n"
+    const char *host = std::getenv("UNDERSTUDY_BENCH_HOST"); // bench/run: "nested-qemu-tcg" when nested
+    json << std::fixed << "{\n  \"benchmark\": \"checkpoint\",\n  \"backend\": \"kvm\",\n  \"host\": \""
+         << (host ? host : "kvm") << "\",\n  \"guest_mib\": 128,\n"
          << "  \"rounds\": " << rounds << ",\n  \"pause\": [\n";
     dat << "# dirty_pages pause_p50_us pause_p99_us harvest_plus_memcpy_us target_us\n";
     for (std::size_t i = 0; i < ks.size(); ++i) {

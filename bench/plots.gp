@@ -16,7 +16,7 @@ plot dir."/checkpoint.dat" using 1:2 with linespoints lw 2 title "pause p50", \
 
 unset logscale
 set output dir."/stream_throughput.png"
-set title "Replication stream vs a plain transfer of the same bytes (loopback)"
+set title "Replication stream vs a plain transfer of the same bytes, same link"
 set xlabel ""
 set ylabel "MiB/s"
 set style data histograms
@@ -24,5 +24,6 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set yrange [0:*]
-plot dir."/stream_throughput.dat" using 2:xtic(1) title "understudy stream", \
+set xtics rotate by -20
+plot dir."/stream_throughput_all.dat" using 2:xtic(1) title "understudy stream", \
      "" using 3 title "plain TCP / TLS"

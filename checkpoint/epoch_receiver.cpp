@@ -24,9 +24,11 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
 {
     into.clear();
     const std::uint64_t start_bytes = reader.bytes_read();
+    const bool digest = reader.needs_digest();
     RecordType type;
     for (;;) {
-        reader.start_digest();
+        if (digest)
+            reader.start_digest();
         type = reader.next();
         if (type != RecordType::heartbeat)
             break;
@@ -83,7 +85,7 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
         }
         break;
     }
-    const Sha256Digest digest = reader.finish_digest();
+    const Sha256Digest sha = digest ? reader.finish_digest() : Sha256Digest{};
     proto::EpochEnd end;
     reader.parse(end, "EpochEnd");
     if (end.epoch() != expected.value)
@@ -92,7 +94,9 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
         throw StreamError(where(reader, expected) + "EpochEnd counts " + std::to_string(end.pages()) + " pages and " +
                           std::to_string(end.disk_writes()) + " disk writes, received " +
                           std::to_string(into.pfns.size()) + " and " + std::to_string(into.disk.writes.size()));
-    if (end.sha256().size() != digest.size() || std::memcmp(digest.data(), end.sha256().data(), digest.size()) != 0)
+    if (!digest && !end.sha256().empty())
+        throw StreamError(where(reader, expected) + "EpochEnd carries a SHA-256 on a TLS stream, which has none");
+    if (digest && (end.sha256().size() != sha.size() || std::memcmp(sha.data(), end.sha256().data(), sha.size()) != 0))
         throw StreamError(where(reader, expected) + "SHA-256 of the epoch does not match EpochEnd (corrupt epoch)");
     if (into.kind == proto::EpochBegin::CHECKPOINT && (!into.cpu || !into.devices))
         throw StreamError(where(reader, expected) + "a checkpoint epoch without CPU and device state");
@@ -129,19 +133,29 @@ void EpochReceiver::read_page_batch(RecordReader &reader, ReceivedEpoch &into)
             throw StreamError(at + "page " + std::to_string(pfn) + " sent twice in one epoch");
         previous = pfn;
     }
-    payload_.resize(batch.payload_bytes());
-    reader.read_payload(payload_);
     const std::size_t offset = into.pages.size();
     into.pages.resize(offset + n * kPageSize);
     std::span<std::uint8_t> out(into.pages.data() + offset, n * kPageSize);
+    if (batch.encoding() == proto::PageBatch::RAW) {
+        // Straight into the side buffer: no staging copy for raw pages.
+        if (batch.payload_bytes() != out.size())
+            throw StreamError(at + "raw payload of " + std::to_string(batch.payload_bytes()) + " bytes for " +
+                              std::to_string(n) + " pages");
+        reader.read_payload(out);
+    } else {
+        payload_.resize(batch.payload_bytes());
+        reader.read_payload(payload_);
+    }
     if (batch.xor_delta())
         for (std::uint64_t i = 0; i < n; ++i)
             std::copy_n(standby_.page(Pfn{batch.pfns(static_cast<int>(i))}).data(), kPageSize,
                         out.data() + i * kPageSize);
-    try {
-        decoder_.decode(batch.encoding(), batch.xor_delta(), payload_, out);
-    } catch (const StreamError &e) {
-        throw StreamError(at + e.what());
+    if (batch.encoding() != proto::PageBatch::RAW) {
+        try {
+            decoder_.decode(batch.encoding(), batch.xor_delta(), payload_, out);
+        } catch (const StreamError &e) {
+            throw StreamError(at + e.what());
+        }
     }
     for (std::uint64_t i = 0; i < n; ++i) {
         Pfn pfn{batch.pfns(static_cast<int>(i))};

@@ -32,7 +32,7 @@ class EpochReceiver {
     PageCodecSettings codec_;
     DirtyBitmap seen_;
     PageDecoder decoder_;
-    std::vector<std::uint8_t> payload_;
+    ByteBuffer payload_;
 };
 
 // Applies a verified epoch to the standby: pages, CPU, devices, then disk

@@ -27,7 +27,9 @@ EpochSender::~EpochSender()
 
 void EpochSender::send(const StagingBuffer &epoch, RecordWriter &writer, SendCounters &counters)
 {
-    writer.start_digest();
+    const bool digest = writer.needs_digest();
+    if (digest)
+        writer.start_digest();
     proto::EpochBegin begin;
     begin.set_epoch(epoch.epoch.value);
     begin.set_kind(epoch.kind);
@@ -92,12 +94,14 @@ void EpochSender::send(const StagingBuffer &epoch, RecordWriter &writer, SendCou
     }
     flush_disk();
 
-    auto digest = writer.finish_digest();
     proto::EpochEnd end;
     end.set_epoch(epoch.epoch.value);
     end.set_pages(epoch.pfns.size());
     end.set_disk_writes(epoch.disk.writes.size());
-    end.set_sha256(digest.data(), digest.size());
+    if (digest) {
+        const auto sha = writer.finish_digest();
+        end.set_sha256(sha.data(), sha.size());
+    }
     writer.write(RecordType::epoch_end, end);
     writer.flush();
 }

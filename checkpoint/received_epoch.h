@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "checkpoint/byte_buffer.h"
 #include "checkpoint/epoch.h"
 #include "checkpoint/pfn.h"
 #include "drbd/epoch_disk_log.h"
@@ -17,7 +18,7 @@ struct ReceivedEpoch {
     Epoch epoch;
     proto::EpochBegin::Kind kind = proto::EpochBegin::KIND_UNSPECIFIED;
     std::vector<Pfn> pfns;
-    std::vector<std::uint8_t> pages; // pfns.size() whole pages, decoded
+    ByteBuffer pages; // pfns.size() whole pages, decoded
     std::optional<proto::CpuState> cpu;
     std::optional<proto::DeviceState> devices;
     EpochDiskWrites disk;

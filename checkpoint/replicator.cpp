@@ -376,16 +376,28 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
 {
     EpochSender sender(codec, guest_.memory_size());
     bool announced = false;
+    // ready_[0, in_flight) are sent and wait for their acks, oldest first. The
+    // next staged epoch is sent before waiting for an ack (pipelining), so
+    // the backup's commit of epoch N overlaps the shipping of epoch N+1.
+    std::size_t in_flight = 0;
+    struct Sent {
+        Clock::time_point at;
+        std::uint64_t bytes;
+        SendCounters counters;
+    };
+    std::deque<Sent> sent;
     for (;;) {
-        StagingBuffer *buffer = nullptr;
+        StagingBuffer *next = nullptr;
         std::string goodbye;
         {
             std::unique_lock lock(mutex_);
-            changed_.wait_for(lock, settings_.heartbeat_interval, [&] { return stopping_ || !ready_.empty(); });
+            if (in_flight == 0)
+                changed_.wait_for(lock, settings_.heartbeat_interval,
+                                  [&] { return stopping_ || !ready_.empty(); });
             if (stopping_)
                 goodbye = stop_reason_;
-            else if (!ready_.empty())
-                buffer = ready_.front();
+            else if (ready_.size() > in_flight)
+                next = ready_[in_flight];
         }
         if (!goodbye.empty()) {
             proto::Goodbye bye;
@@ -397,7 +409,16 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             session_live_ = false;
             return;
         }
-        if (!buffer) {
+        if (next) {
+            const auto before = writer.bytes_written();
+            Sent s{Clock::now(), 0, {}};
+            sender.send(*next, writer, s.counters);
+            s.bytes = writer.bytes_written() - before;
+            sent.push_back(s);
+            ++in_flight;
+            continue;
+        }
+        if (in_flight == 0) {
             proto::Heartbeat beat;
             beat.set_sent_unix_ns(static_cast<std::uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -406,10 +427,11 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             writer.flush();
             continue;
         }
-        const auto sent_at = Clock::now();
-        const auto before = writer.bytes_written();
-        SendCounters counters;
-        sender.send(*buffer, writer, counters);
+        StagingBuffer *oldest;
+        {
+            std::lock_guard lock(mutex_);
+            oldest = ready_.front();
+        }
         auto type = reader.next();
         if (type == RecordType::goodbye) {
             proto::Goodbye bye;
@@ -417,28 +439,31 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             throw StreamError("backup " + link.peer() + " ended the stream: " + bye.reason().substr(0, 200));
         }
         if (type != RecordType::ack)
-            throw StreamError("backup " + link.peer() + " answered epoch " + std::to_string(buffer->epoch.value) +
+            throw StreamError("backup " + link.peer() + " answered epoch " + std::to_string(oldest->epoch.value) +
                               " with " + record_name(type));
         proto::Ack ack;
         reader.parse(ack, "Ack");
-        if (ack.epoch() != buffer->epoch.value)
+        if (ack.epoch() != oldest->epoch.value)
             throw StreamError("backup " + link.peer() + " acked epoch " + std::to_string(ack.epoch()) +
-                              " while epoch " + std::to_string(buffer->epoch.value) + " was outstanding");
-        const Epoch epoch = buffer->epoch;
-        const bool checkpoint = buffer->kind == proto::EpochBegin::CHECKPOINT;
+                              " while epoch " + std::to_string(oldest->epoch.value) + " was the oldest outstanding");
+        const Epoch epoch = oldest->epoch;
+        const bool checkpoint = oldest->kind == proto::EpochBegin::CHECKPOINT;
+        const Sent s = sent.front();
+        sent.pop_front();
+        --in_flight;
         {
             std::lock_guard lock(mutex_);
             ready_.pop_front();
-            free_.push_back(buffer);
-            status_.bytes_sent += writer.bytes_written() - before;
-            status_.page_bytes += counters.page_bytes;
-            status_.payload_bytes += counters.payload_bytes;
+            free_.push_back(oldest);
+            status_.bytes_sent += s.bytes;
+            status_.page_bytes += s.counters.page_bytes;
+            status_.payload_bytes += s.counters.payload_bytes;
             if (checkpoint) {
                 status_.acked_epoch = epoch.value;
                 status_.state = ProtectionState::protected_;
                 ++status_.checkpoints;
                 last_ack_ = Clock::now();
-                ack_latency_total_ms_ += std::chrono::duration<double, std::milli>(last_ack_ - sent_at).count();
+                ack_latency_total_ms_ += std::chrono::duration<double, std::milli>(last_ack_ - s.at).count();
                 ++acks_;
             }
         }

@@ -2,7 +2,8 @@
 // that pre-copies the guest and then, every interval, pauses it, harvests and
 // copies the dirty pages, CPU, devices and disk writes into a staging buffer
 // and resumes it; and a sender thread that ships staged epochs to the backup
-// and waits for each ack. At most two staging buffers exist: when shipping
+// and reads their acks, sending the next epoch before the previous one is
+// acked when it is already staged. At most two staging buffers exist: when shipping
 // falls behind, the next pause waits (counted in status). When the backup is
 // lost, the guest keeps running unprotected and the sender keeps trying to
 // re-protect it with a full resync.

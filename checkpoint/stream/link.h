@@ -39,6 +39,10 @@ class Link {
     virtual void shutdown() noexcept = 0;
     // Who is at the other end, for log lines ("10.0.0.2:7300").
     [[nodiscard]] virtual std::string peer() const = 0;
+    // True when the link itself authenticates every byte in order (TLS 1.3's
+    // AEAD): a changed, dropped or reordered byte fails the read. The stream
+    // then leaves out its own per-epoch SHA-256, a redundant pass over the data.
+    [[nodiscard]] virtual bool authenticates_bytes() const noexcept { return false; }
 };
 
 } // namespace understudy

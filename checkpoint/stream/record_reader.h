@@ -31,6 +31,8 @@ class RecordReader {
     void set_idle(std::chrono::milliseconds idle) noexcept { idle_ = idle; }
 
     [[nodiscard]] std::uint64_t bytes_read() const noexcept { return bytes_; }
+    // Whether epochs carry their own digest (the link does not authenticate).
+    [[nodiscard]] bool needs_digest() const noexcept { return !link_.authenticates_bytes(); }
     [[nodiscard]] const std::string &peer() const noexcept { return peer_; }
 
   private:

@@ -26,6 +26,8 @@ class RecordWriter {
     [[nodiscard]] Sha256Digest finish_digest();
 
     [[nodiscard]] std::uint64_t bytes_written() const noexcept { return bytes_; }
+    // Whether epochs need their own digest (the link does not authenticate).
+    [[nodiscard]] bool needs_digest() const noexcept { return !link_.authenticates_bytes(); }
 
   private:
     void emit(std::span<const std::uint8_t> bytes);

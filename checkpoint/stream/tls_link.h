@@ -58,6 +58,7 @@ class TlsLink final : public Link {
     void read(std::span<std::uint8_t> into, std::chrono::milliseconds idle) override;
     void shutdown() noexcept override;
     [[nodiscard]] std::string peer() const override { return peer_; }
+    [[nodiscard]] bool authenticates_bytes() const noexcept override { return true; }
 
   private:
     // Waits for what OpenSSL asked for after an I/O call returned `rc`.

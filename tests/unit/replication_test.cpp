@@ -18,6 +18,7 @@
 #include "checkpoint/stream/socket_link.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
+#include "tests/support/bit_flip_proxy.h"
 #include "tests/support/memory_guest.h"
 
 using namespace understudy;
@@ -196,6 +197,51 @@ TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot ch
         auto &image = dynamic_cast<const StandbyImage &>(standby);
         CHECK(std::memcmp(image.memory().data(), committed_memory.data(), committed_memory.size()) == 0);
     });
+    server.stop();
+}
+
+TEST_CASE("TLS: one bit flipped on the link ends the stream before anything of it is committed", "[replication][tls]")
+{
+    // On TLS, epochs carry no SHA-256 of their own: TLS authenticates every
+    // record. A flipped bit must still never reach the standby.
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    backup.tls = TlsSettings{test_psk(0x33), {}, {}, {}};
+    BackupServer server(backup, registry, image_factory(), std::ref(log));
+    server.start();
+    testing::BitFlipProxy proxy(server.port());
+
+    testing::MemoryGuest guest("ledger", 4 << 20, 64 << 10);
+    guest.start_workload(16, 200us);
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    settings.retry_interval = 200ms;
+    Replicator replicator(guest, connect_to(proxy.port(), TlsSettings{test_psk(0x33), {}, {}, {}}), settings,
+                          std::ref(log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    const auto before = registry.status().at(0);
+
+    proxy.arm(20000); // inside one of the next epochs
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (replicator.status().backup_losses == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    INFO(log.all());
+    REQUIRE(proxy.flipped());
+    CHECK(replicator.status().backup_losses == 1);
+    CHECK(log.contains("SSL routines")); // "decryption failed or bad record mac"
+    const auto after_flip = registry.status().at(0);
+    CHECK(after_flip.consistent); // the previous epoch stays committed
+    CHECK(after_flip.epoch >= before.epoch);
+
+    // The primary resyncs over the same path and the copy is exact again.
+    REQUIRE(replicator.wait_protected(20s));
+    replicator.freeze(10s);
+    require_identical(guest, registry);
+    replicator.thaw();
+    replicator.stop("test over");
     server.stop();
 }
 
