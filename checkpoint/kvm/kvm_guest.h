@@ -67,6 +67,10 @@ class KvmGuest final : public Guest {
     std::optional<VmStop> wait_for(std::chrono::milliseconds timeout) const { return runner_.wait_for(timeout); }
     [[nodiscard]] std::string console_output() const { return console_.recent_output(); }
     [[nodiscard]] const NetCounters &net_counters() const { return net_.counters(); }
+    // Output commit: the NIC's outgoing frames go to `route` (empty: to the
+    // TAP); `transmit` sends one frame to the TAP now.
+    void set_egress_route(NetDevice::EgressRoute route) { net_.set_egress_route(std::move(route)); }
+    bool transmit(std::span<const std::uint8_t> frame) { return net_.transmit(frame); }
     [[nodiscard]] const GuestMemory &memory() const { return memory_; }
 
   private:

@@ -123,6 +123,15 @@ std::string table(const proto::StatusReply &s)
                  {bytes_text(g.bytes_sent()), 10}, {ratio.str(), 6}, {g.link(), 5}});
             if (!g.last_error().empty() && g.state() != "protected")
                 out << "  last error: " << g.last_error() << "\n";
+            if (g.has_output()) {
+                const auto &o = g.output();
+                out << "  output (" << o.way() << "): "
+                    << (o.holding() ? "held until acked, " + std::to_string(o.held_frames()) + " frames (" +
+                                          bytes_text(o.held_bytes()) + ") waiting"
+                                    : std::string("not held (no backup)"))
+                    << ", " << o.released_frames() << " released, " << o.dropped_frames() << " dropped ("
+                    << o.policy() << " when " << bytes_text(o.capacity_bytes()) << " are held)\n";
+            }
         }
     }
     if (s.standbys_size() > 0) {

@@ -124,7 +124,7 @@ void Daemon::boot(const GuestConfig &g)
     log_("guest " + g.name + ": started (" + std::to_string(g.vm.memory_bytes >> 20) + " MiB, tap " +
          (g.tap.empty() ? "none" : g.tap) + ", disk " + (g.disk.empty() ? "none" : g.disk.string()) + ")");
     std::lock_guard lock(mutex_);
-    guests_[g.name] = Running{std::move(guest), nullptr, "standalone"};
+    guests_[g.name] = Running{std::move(guest), nullptr, nullptr, "standalone"};
 }
 
 std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, std::string *refusal) const
@@ -185,6 +185,11 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
     if (it->second.replicator)
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
     auto replicator = std::make_unique<Replicator>(*it->second.guest, connector(peer), config_.replication, log_);
+    if (auto *vm = dynamic_cast<kvm::KvmGuest *>(it->second.guest.get())) {
+        // Output commit: the NIC's frames wait in the VMM for their epoch's ack.
+        it->second.output = std::make_unique<VmmOutputQueue>(*vm, config_.output);
+        replicator->add_participant(it->second.output->buffer());
+    }
     replicator->start();
     it->second.replicator = std::move(replicator);
     it->second.role = "primary";
@@ -195,15 +200,18 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
 std::string Daemon::unprotect(const std::string &name)
 {
     std::unique_ptr<Replicator> replicator;
+    std::unique_ptr<VmmOutputQueue> output;
     {
         std::lock_guard lock(mutex_);
         auto it = guests_.find(name);
         if (it == guests_.end() || !it->second.replicator)
             throw std::runtime_error("guest " + name + " is not protected on " + config_.node);
         replicator = std::move(it->second.replicator);
+        output = std::move(it->second.output);
         it->second.role = "standalone";
     }
     replicator->stop("unprotected by the operator");
+    output.reset(); // what is held goes out; output flows directly again
     log_("guest " + name + ": unprotected by the operator; it keeps running without a standby");
     return "guest " + name + " is no longer protected";
 }
@@ -280,7 +288,7 @@ std::string Daemon::activate(const std::string &name)
     auto guest = standby->activate();
     log_("guest " + name + ": ACTIVATED from its standby copy at epoch " + epoch + "; it now runs on " + config_.node);
     std::lock_guard lock(mutex_);
-    guests_[name] = Running{std::move(guest), nullptr, "activated"};
+    guests_[name] = Running{std::move(guest), nullptr, nullptr, "activated"};
     return "guest " + name + " runs on " + config_.node + " from its last committed checkpoint";
 }
 
@@ -302,6 +310,20 @@ proto::StatusReply Daemon::status(const std::string &only) const
             g->set_state("unprotected");
             g->set_link("none");
             continue;
+        }
+        if (r.output) {
+            const auto o = r.output->buffer().status();
+            auto *out = g->mutable_output();
+            out->set_way("in-vmm");
+            out->set_holding(o.holding);
+            out->set_held_frames(o.held_frames);
+            out->set_held_bytes(o.held_bytes);
+            out->set_released_frames(o.released_frames);
+            out->set_passed_frames(o.passed_frames);
+            out->set_dropped_frames(o.dropped_frames);
+            out->set_transmit_errors(o.transmit_errors);
+            out->set_capacity_bytes(r.output->buffer().settings().capacity_bytes);
+            out->set_policy(policy_name(r.output->buffer().settings().policy));
         }
         auto s = r.replicator->status();
         g->set_state(state_name(s.state));

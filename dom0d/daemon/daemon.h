@@ -12,6 +12,7 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/standby_registry.h"
 #include "dom0d/daemon/daemon_config.h"
+#include "netbuffer_qdisc/vmm_output_queue.h"
 #include "proto/control.pb.h"
 
 namespace understudy::daemon {
@@ -35,6 +36,9 @@ class Daemon {
   private:
     struct Running {
         std::unique_ptr<Guest> guest;
+        // Destroyed in reverse: replication stops, then held output goes out,
+        // then the guest.
+        std::unique_ptr<VmmOutputQueue> output;
         std::unique_ptr<Replicator> replicator;
         std::string role; // "standalone", "primary", "activated"
     };

@@ -161,7 +161,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
 
     Section r(section_of("replication"), file + ": [replication]",
               {"listen", "psk_file", "certificate", "private_key", "ca", "insecure", "interval_ms", "ack_timeout_ms",
-               "retry_ms", "compression"});
+               "retry_ms", "compression", "output_buffer_mib", "output_buffer_policy"});
     c.listen = r.endpoint("listen", kDefaultStreamPort);
     c.insecure = r.flag("insecure", false);
     auto psk = r.text("psk_file");
@@ -192,6 +192,12 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
         c.replication.codec = parse_compression(r.text("compression", "none"));
     } catch (const std::invalid_argument &e) {
         throw ConfigError(file + ": [replication].compression: " + e.what());
+    }
+    c.output.capacity_bytes = std::uint64_t{r.number<unsigned>("output_buffer_mib", 16, 1, 4096)} << 20;
+    try {
+        c.output.policy = parse_full_buffer_policy(r.text("output_buffer_policy", "drop-newest"));
+    } catch (const std::invalid_argument &e) {
+        throw ConfigError(file + ": [replication].output_buffer_policy: " + e.what());
     }
 
     for (const auto &[name, section] : tree) {

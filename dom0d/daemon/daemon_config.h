@@ -15,6 +15,7 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
+#include "netbuffer_qdisc/output_buffer.h"
 
 namespace understudy::daemon {
 
@@ -44,6 +45,7 @@ struct DaemonConfig {
     std::optional<TlsSettings> tls;    // none only with insecure
     bool insecure = false;
     ReplicationSettings replication;
+    OutputBufferSettings output;       // output commit of protected guests
     std::vector<GuestConfig> guests;
 
     [[nodiscard]] const GuestConfig *guest(const std::string &name) const;

@@ -77,6 +77,14 @@ std::string prometheus_text(const proto::StatusReply &status)
          [](const proto::GuestStatus &g) { return static_cast<double>(g.resyncs()); }},
         {"understudy_backup_losses_total", "counter", "Times the backup was lost.",
          [](const proto::GuestStatus &g) { return static_cast<double>(g.backup_losses()); }},
+        {"understudy_output_held_frames", "gauge", "Guest frames waiting for their epoch's ack.",
+         [](const proto::GuestStatus &g) { return static_cast<double>(g.output().held_frames()); }},
+        {"understudy_output_held_bytes", "gauge", "Bytes of guest frames waiting for their epoch's ack.",
+         [](const proto::GuestStatus &g) { return static_cast<double>(g.output().held_bytes()); }},
+        {"understudy_output_released_frames_total", "counter", "Guest frames sent after their epoch was acked.",
+         [](const proto::GuestStatus &g) { return static_cast<double>(g.output().released_frames()); }},
+        {"understudy_output_dropped_frames_total", "counter", "Guest frames dropped by a full output buffer.",
+         [](const proto::GuestStatus &g) { return static_cast<double>(g.output().dropped_frames()); }},
     };
     for (const auto &m : guest_metrics) {
         w.family(m.name, m.type, m.help);

@@ -45,6 +45,11 @@ TEST_CASE("a complete configuration is read with its defaults", "[config]")
     CHECK(c.guests[0].vm.memory_bytes == (32u << 20));
     CHECK_FALSE(c.guests[0].autostart);
     CHECK(c.guest("web") != nullptr);
+    CHECK(c.output.capacity_bytes == (16u << 20));
+    CHECK(c.output.policy == FullBufferPolicy::drop_newest);
+    auto d = parse_daemon_config(base() + "output_buffer_mib = 2\noutput_buffer_policy = drop-oldest\n", "t.conf");
+    CHECK(d.output.capacity_bytes == (2u << 20));
+    CHECK(d.output.policy == FullBufferPolicy::drop_oldest);
 }
 
 TEST_CASE("configuration mistakes are refused with the file, section and key", "[config]")
@@ -58,6 +63,10 @@ TEST_CASE("configuration mistakes are refused with the file, section and key", "
                       Catch::Contains("insecure = yes together with a key"));
     CHECK_THROWS_WITH(parse_daemon_config(base() + "compression = gzip\n", "x.conf"),
                       Catch::Contains("compression 'gzip'"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "output_buffer_policy = block\n", "x.conf"),
+                      Catch::Contains("output_buffer_policy: output buffer policy 'block': expected drop-newest or drop-oldest"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "output_buffer_mib = 0\n", "x.conf"),
+                      Catch::Contains("output_buffer_mib: '0' is not a number from 1"));
     CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest w]\nmemory_mib = 8\n", "x.conf"),
                       Catch::Contains("[guest w].kernel: missing"));
     CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest b@d]\nkernel = /k\n", "x.conf"),

@@ -25,6 +25,24 @@ void NetDevice::attach(HypercallTable &table, GuestMemory &memory, int wake_fd)
     table.add(US_HC_POLL, [this, &memory, wake_fd](std::uint64_t gpa) { poll(memory, gpa, wake_fd); });
 }
 
+void NetDevice::set_egress_route(EgressRoute route)
+{
+    std::lock_guard lock(route_mutex_);
+    route_ = std::move(route);
+}
+
+bool NetDevice::transmit(std::span<const std::uint8_t> frame)
+{
+    if (!tap_)
+        return true; // no NIC backend: frames are dropped by design
+    if (::write(tap_->fd(), frame.data(), frame.size()) == static_cast<ssize_t>(frame.size())) {
+        counters_.frames_sent++;
+        return true;
+    }
+    counters_.frames_dropped++;
+    return false;
+}
+
 void NetDevice::write_frame(GuestMemory &memory, std::uint64_t gpa)
 {
     auto args = memory.read_struct<us_hc_net_io>(gpa, "net write arguments");
@@ -33,13 +51,12 @@ void NetDevice::write_frame(GuestMemory &memory, std::uint64_t gpa)
                          std::to_string(kMinFrame) + " to " + std::to_string(US_MAX_FRAME) + ")");
     auto frame = memory.read_view(args.data, args.len, "net write frame");
     args.ret = US_OK;
-    if (tap_) {
-        if (::write(tap_->fd(), frame.data(), frame.size()) == static_cast<ssize_t>(frame.size())) {
-            counters_.frames_sent++;
-        } else {
-            counters_.frames_dropped++;
+    {
+        std::lock_guard lock(route_mutex_);
+        if (route_)
+            route_(frame);
+        else if (!transmit(frame))
             args.ret = US_EIO;
-        }
     }
     memory.write_struct(gpa, args, "net write arguments");
 }

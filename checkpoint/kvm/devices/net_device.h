@@ -4,7 +4,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <span>
 
 #include "checkpoint/kvm/devices/tap_device.h"
 #include "checkpoint/kvm/guest_memory.h"
@@ -21,7 +24,16 @@ struct NetCounters {
 
 class NetDevice {
   public:
+    // Where the guest's outgoing frames go instead of straight to the TAP
+    // (output commit holds them there until their epoch is acked).
+    using EgressRoute = std::function<void(std::span<const std::uint8_t>)>;
+
     NetDevice(std::shared_ptr<TapDevice> tap, std::array<std::uint8_t, 6> mac);
+
+    // From any thread; an empty route sends frames straight out again.
+    void set_egress_route(EgressRoute route);
+    // Writes one frame to the TAP now; false if it could not (counted).
+    bool transmit(std::span<const std::uint8_t> frame);
 
     // wake_fd: readable when the VMM needs the vCPU back from a wait.
     void attach(HypercallTable &table, GuestMemory &memory, int wake_fd);
@@ -36,6 +48,8 @@ class NetDevice {
     std::shared_ptr<TapDevice> tap_;
     std::array<std::uint8_t, 6> mac_;
     NetCounters counters_;
+    std::mutex route_mutex_;
+    EgressRoute route_;
 };
 
 } // namespace understudy::kvm
