@@ -1,9 +1,10 @@
-/* The demo guest: answers ARP and ping, serves a counter over UDP and runs a
- * page-dirtying workload. Everything it needs to know comes from the VMM in
- * struct us_boot_info. */
+/* The demo guest: answers ARP and ping, serves a counter over UDP and over
+ * TCP (HTTP or lines on port 80) and runs a page-dirtying workload.
+ * Everything it needs to know comes from the VMM in struct us_boot_info. */
 #include "counter_service.h"
 #include "net.h"
 #include "runtime.h"
+#include "tcp.h"
 #include "workload.h"
 
 static void print_ip(uint32_t ip)
@@ -31,15 +32,19 @@ void guest_main(const struct us_boot_info *boot)
     print(" MiB\n");
 
     net_init(boot);
+    tcp_init();
     workload_init(boot);
     counter_service_init(boot);
     print("demo guest: ready\n");
 
     for (;;) {
-        workload_tick(clock_ns());
+        uint64_t now = clock_ns();
+        workload_tick(now);
+        uint64_t timer = tcp_tick(now);
         if (net_poll_once())
             continue;
-        struct us_hc_poll poll = {workload_rate() ? 2000000ull : 500000000ull, 0};
+        uint64_t wait = workload_rate() ? 2000000ull : 500000000ull;
+        struct us_hc_poll poll = {timer < wait ? timer : wait, 0};
         hypercall(US_HC_POLL, &poll);
     }
 }

@@ -244,6 +244,11 @@ int net_poll_once(void)
     return 1;
 }
 
+uint32_t net_my_ip(void)
+{
+    return my_ip;
+}
+
 uint64_t net_rx_buffer_pfn(void)
 {
     return (uint64_t)(uintptr_t)rx_frame / US_PAGE_SIZE;

@@ -1,6 +1,6 @@
 /* The demo guest's network stack: Ethernet, ARP, IPv4, ICMP echo and UDP.
- * Upper protocols register a handler per IP protocol number (UDP today,
- * TCP later) and UDP services register per port. */
+ * Upper protocols register a handler per IP protocol number (UDP here, TCP
+ * in tcp.c) and UDP services register per port. */
 #ifndef UNDERSTUDY_GUEST_NET_H
 #define UNDERSTUDY_GUEST_NET_H
 
@@ -33,6 +33,8 @@ int net_poll_once(void);
 /* Sends an IPv4 packet whose payload the caller has written at net_ip_payload(). */
 void net_send_ipv4(const uint8_t *dst_mac, uint32_t dst_ip, uint8_t proto, size_t payload_len);
 uint8_t *net_ip_payload(void);
+/* This guest's IPv4 address, network order. */
+uint32_t net_my_ip(void);
 uint16_t inet_checksum(const void *data, size_t len, uint32_t initial);
 /* Guest-physical page of the receive buffer: written only by the VMM. */
 uint64_t net_rx_buffer_pfn(void);
