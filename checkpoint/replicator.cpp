@@ -471,9 +471,12 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
         if (checkpoint) {
             for (auto *p : participants_)
                 p->on_commit(epoch);
-            if (!announced)
-                log("guest " + guest_.name() + ": protected; backup " + link.peer() + " committed epoch " +
-                    std::to_string(epoch.value));
+            if (!announced) {
+                const std::string what = "backup " + link.peer() + " committed epoch " + std::to_string(epoch.value);
+                log("guest " + guest_.name() + ": protected; " + what);
+                if (event_sink_)
+                    event_sink_("protected", what);
+            }
             announced = true;
         }
     }
@@ -499,8 +502,11 @@ void Replicator::lose_session(const std::string &why)
     guest_.stop_disk_log(); // nothing to ship it to; a resync copies the whole disk again
     for (auto *p : participants_)
         p->on_unprotected();
-    log("guest " + guest_.name() + (was_live ? ": UNPROTECTED, lost the backup: " : ": no backup: ") + why +
-        "; retrying every " + std::to_string(settings_.retry_interval.count()) + " ms with a full resync");
+    const std::string retry =
+        "; retrying every " + std::to_string(settings_.retry_interval.count()) + " ms with a full resync";
+    log("guest " + guest_.name() + (was_live ? ": UNPROTECTED, lost the backup: " : ": no backup: ") + why + retry);
+    if (event_sink_)
+        event_sink_(was_live ? "backup_lost" : "no_backup", why + retry);
 }
 
 // ---- status and control -----------------------------------------------------

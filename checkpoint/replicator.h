@@ -54,6 +54,10 @@ class Replicator {
 
     // Participants must outlive the replicator; add them before start().
     void add_participant(CheckpointParticipant &participant) { participants_.push_back(&participant); }
+    // Transitions (kind, reason): "protected", "backup_lost", "no_backup".
+    // Set before start().
+    using EventSink = std::function<void(const std::string &kind, const std::string &reason)>;
+    void set_event_sink(EventSink sink) { event_sink_ = std::move(sink); }
     void start();
     // Tells the backup goodbye and stops; the guest keeps running.
     void stop(const std::string &reason);
@@ -99,6 +103,7 @@ class Replicator {
     ReplicationSettings settings_;
     Log log_;
     std::vector<CheckpointParticipant *> participants_;
+    EventSink event_sink_;
 
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;

@@ -10,70 +10,12 @@
 #include <sstream>
 #include <thread>
 
-#include "dom0d/daemon/control_socket.h"
+#include "dom0d/cli/control_client.h"
 
-namespace po = boost::program_options;
 
 namespace understudy::cli {
 
 namespace {
-
-constexpr auto kTimeout = std::chrono::seconds(40);
-
-std::string default_socket()
-{
-    const char *env = std::getenv("UNDERSTUDY_SOCKET");
-    return env && *env ? env : "/run/understudy/understudyd.sock";
-}
-
-void add_socket_option(po::options_description &o)
-{
-    o.add_options()("socket", po::value<std::string>()->default_value(default_socket()),
-                    "understudyd's control socket (or set UNDERSTUDY_SOCKET)");
-}
-
-struct Parsed {
-    po::variables_map vm;
-    bool help = false;
-};
-
-// Parses; prints the error and returns false on bad options.
-bool parse(const std::string &program, const std::string &command, const std::vector<std::string> &args,
-           const po::options_description &options, const po::positional_options_description &positional, Parsed &out)
-{
-    try {
-        po::store(po::command_line_parser(args).options(options).positional(positional).run(), out.vm);
-        po::notify(out.vm);
-        out.help = out.vm.count("help") > 0;
-        return true;
-    } catch (const std::exception &e) {
-        std::cerr << program << " " << command << ": " << e.what() << "\n(see " << program << " " << command
-                  << " --help)\n";
-        return false;
-    }
-}
-
-// Sends the request and prints the daemon's message or error.
-int send(const std::string &program, const std::string &command, const std::string &socket,
-         const proto::ControlRequest &request, proto::ControlResponse *out = nullptr)
-{
-    proto::ControlResponse response;
-    try {
-        response = daemon::ask_daemon(socket, request, kTimeout);
-    } catch (const std::exception &e) {
-        std::cerr << program << " " << command << ": " << e.what() << "\n";
-        return 2;
-    }
-    if (!response.ok()) {
-        std::cerr << program << " " << command << ": " << response.error() << "\n";
-        return 1;
-    }
-    if (out)
-        *out = response;
-    else if (!response.message().empty())
-        std::cout << response.message() << "\n";
-    return 0;
-}
 
 std::string bytes_text(std::uint64_t bytes)
 {
@@ -133,6 +75,21 @@ std::string table(const proto::StatusReply &s)
                     << o.policy() << " when " << bytes_text(o.capacity_bytes()) << " are held)\n";
             }
         }
+    }
+    if (s.has_pair()) {
+        const auto &p = s.pair();
+        out << "\npair with " << p.peer_node() << ": peer " << (p.peer_alive() ? "alive" : "SILENT") << ", guard "
+            << p.guard();
+        if (!p.witness().empty())
+            out << " (witness " << p.witness() << ": " << (p.witness_reachable() ? "reachable" : "UNREACHABLE")
+                << " here, " << (p.peer_witness_reachable() ? "reachable" : "unreachable") << " from the peer)";
+        out << ", failover " << p.failover() << "\n";
+        for (const auto &path : p.paths())
+            out << "  path " << std::left << std::setw(22) << path.peer() << (path.alive() ? "alive " : "silent")
+                << "  last heard " << age_text(path.silent_s()) << ", " << path.received() << " received, "
+                << path.refused() << " refused\n";
+    } else {
+        out << "\nno failure detection ([heartbeat] is not configured): no automatic failover\n";
     }
     if (s.standbys_size() > 0) {
         out << "\n";

@@ -1,5 +1,6 @@
 // The `understudy` commands that talk to understudyd over its control socket:
-// protect, unprotect, status, and the debug commands used by tests and drills.
+// protect, unprotect, status, events, failover, and the debug commands used
+// by tests and drills.
 #pragma once
 
 #include <string>
@@ -13,5 +14,7 @@ int protect_command(const std::string &program, const std::vector<std::string> &
 int unprotect_command(const std::string &program, const std::vector<std::string> &args);
 int status_command(const std::string &program, const std::vector<std::string> &args);
 int debug_command(const std::string &program, const std::vector<std::string> &args);
+int events_command(const std::string &program, const std::vector<std::string> &args);
+int failover_command(const std::string &program, const std::vector<std::string> &args);
 
 } // namespace understudy::cli

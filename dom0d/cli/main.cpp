@@ -16,6 +16,8 @@ void usage(std::ostream &out)
         << "  protect    replicate a guest run by understudyd to a backup host\n"
         << "  unprotect  stop replicating a guest (it keeps running)\n"
         << "  status     show guests, their protection and standby copies (--json, --watch)\n"
+        << "  events     show the pair's transitions and their reasons (--follow)\n"
+        << "  failover   hand a protected guest over to its backup (planned switch)\n"
         << "  debug      freeze, thaw, checksum or activate a guest (tests and drills)\n"
         << "  help       show this help\n\n"
         << "Run 'understudy COMMAND --help' for a command's options.\n";
@@ -39,6 +41,10 @@ int main(int argc, char **argv)
         return understudy::cli::unprotect_command("understudy", args);
     if (command == "status")
         return understudy::cli::status_command("understudy", args);
+    if (command == "events")
+        return understudy::cli::events_command("understudy", args);
+    if (command == "failover")
+        return understudy::cli::failover_command("understudy", args);
     if (command == "debug")
         return understudy::cli::debug_command("understudy", args);
     if (command == "help" || command == "--help" || command == "-h") {

@@ -47,7 +47,7 @@ proto::ControlResponse success(const std::string &message)
 
 } // namespace
 
-Daemon::Daemon(DaemonConfig config, Log log) : config_(std::move(config)), log_(std::move(log))
+Daemon::Daemon(DaemonConfig config, Log log) : config_(std::move(config)), log_(std::move(log)), events_(log_)
 {
     if (config_.tls)
         client_tls_ = std::make_shared<TlsContext>(*config_.tls, TlsContext::Role::client);
@@ -64,9 +64,19 @@ void Daemon::start()
     if (config_.insecure)
         log_("WARNING: replication is INSECURE (insecure = yes): any host that can reach this one can open a "
              "stream and write guest state. Use this for benchmarks only.");
-    for (const auto &g : config_.guests)
-        if (g.autostart)
-            boot(g);
+    if (config_.failover)
+        start_failover(); // first: a guest the peer runs must not start here too
+    for (const auto &g : config_.guests) {
+        if (!g.autostart)
+            continue;
+        if (failover_ && failover_->peer_runs(g.name)) {
+            events_.add(g.name, "autostart_skipped",
+                        config_.failover->heartbeat.peer_node + " runs it (after a failover): not starting a second "
+                                                                "copy; protect it from there to make this host its backup");
+            continue;
+        }
+        boot(g);
+    }
     if (config_.listen) {
         BackupSettings settings;
         settings.listen = *config_.listen;
@@ -79,10 +89,15 @@ void Daemon::start()
         log_("accepting replication streams on " + settings.listen.host + ":" + std::to_string(server_->port()) +
              (config_.tls ? " (TLS 1.3)" : " (INSECURE)"));
     }
+    if (!config_.failover)
+        log_("no [heartbeat] section: no failure detection, no automatic failover");
 }
 
 void Daemon::stop()
 {
+    if (failover_)
+        failover_->stop();
+    failover_.reset();
     std::map<std::string, Running> guests;
     {
         std::lock_guard lock(mutex_);
@@ -185,6 +200,8 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
     if (it->second.replicator)
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
     auto replicator = std::make_unique<Replicator>(*it->second.guest, connector(peer), config_.replication, log_);
+    replicator->set_event_sink(
+        [this, name](const std::string &kind, const std::string &reason) { events_.add(name, kind, reason); });
     if (auto *vm = dynamic_cast<kvm::KvmGuest *>(it->second.guest.get())) {
         // Output commit: the NIC's frames wait in the VMM for their epoch's ack.
         it->second.output = std::make_unique<VmmOutputQueue>(*vm, config_.output);
@@ -193,7 +210,7 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
     replicator->start();
     it->second.replicator = std::move(replicator);
     it->second.role = "primary";
-    log_("guest " + name + ": protection requested, backup " + peer.to_string());
+    events_.add(name, "protect", "protection requested, backup " + peer.to_string());
     return "protecting " + name + " with backup " + peer.to_string() + "; see `understudy status`";
 }
 
@@ -212,7 +229,7 @@ std::string Daemon::unprotect(const std::string &name)
     }
     replicator->stop("unprotected by the operator");
     output.reset(); // what is held goes out; output flows directly again
-    log_("guest " + name + ": unprotected by the operator; it keeps running without a standby");
+    events_.add(name, "unprotect", "unprotected by the operator; it keeps running without a standby");
     return "guest " + name + " is no longer protected";
 }
 
@@ -286,7 +303,7 @@ std::string Daemon::activate(const std::string &name)
     if (!standby)
         throw std::runtime_error("guest " + name + " has no consistent standby on " + config_.node);
     auto guest = standby->activate();
-    log_("guest " + name + ": ACTIVATED from its standby copy at epoch " + epoch + "; it now runs on " + config_.node);
+    events_.add(name, "activated", "runs on " + config_.node + " from its standby copy at epoch " + epoch);
     std::lock_guard lock(mutex_);
     guests_[name] = Running{std::move(guest), nullptr, nullptr, "activated"};
     return "guest " + name + " runs on " + config_.node + " from its last committed checkpoint";
@@ -297,6 +314,10 @@ proto::StatusReply Daemon::status(const std::string &only) const
     proto::StatusReply reply;
     reply.set_node(config_.node);
     reply.set_insecure(config_.insecure);
+    if (failover_)
+        *reply.mutable_pair() = failover_->status();
+    for (const auto &[kind, n] : events_.counts())
+        (*reply.mutable_event_counts())[kind] = n;
     std::lock_guard lock(mutex_);
     for (const auto &[name, r] : guests_) {
         if (!only.empty() && name != only)
@@ -410,6 +431,18 @@ proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
         }
         case proto::ControlRequest::kActivate:
             return success(activate(request.activate().guest()));
+        case proto::ControlRequest::kEvents: {
+            auto r = success("");
+            *r.mutable_events() = events_.since(request.events().after());
+            return r;
+        }
+        case proto::ControlRequest::kFailover: {
+            if (!failover_)
+                return failure("no failure detection on " + config_.node + " ([heartbeat] is not configured)");
+            failover_->planned_switch(request.failover().guest());
+            return success("guest " + request.failover().guest() + " was handed over at an acked checkpoint; " +
+                           config_.failover->heartbeat.peer_node + " takes over (see `understudy events`)");
+        }
         case proto::ControlRequest::COMMAND_NOT_SET:
             break;
         }

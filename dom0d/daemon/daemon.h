@@ -12,6 +12,8 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/standby_registry.h"
 #include "dom0d/daemon/daemon_config.h"
+#include "dom0d/daemon/event_log.h"
+#include "dom0d/daemon/failover_controller.h"
 #include "netbuffer_qdisc/vmm_output_queue.h"
 #include "proto/control.pb.h"
 
@@ -48,6 +50,14 @@ class Daemon {
     std::string unprotect(const std::string &guest);
     proto::ChecksumReply checksum(const std::string &guest);
     std::string activate(const std::string &guest);
+
+    // Failure detection and failover (daemon_failover.cpp).
+    void start_failover();
+    void describe(proto::HeartbeatPacket &packet) const;
+    [[nodiscard]] std::vector<std::string> standby_names() const;
+    [[nodiscard]] std::vector<std::string> protected_names() const;
+    void announce(const std::string &guest);
+    void hand_over(const std::string &guest);
     Replicator::Connect connector(const Endpoint &peer) const;
     std::unique_ptr<StandbyGuest> make_standby(const proto::Hello &hello, std::string *refusal) const;
 
@@ -57,6 +67,8 @@ class Daemon {
     std::map<std::string, Running> guests_;
     StandbyRegistry registry_;
     std::unique_ptr<BackupServer> server_;
+    EventLog events_;
+    std::unique_ptr<FailoverController> failover_;
     std::shared_ptr<TlsContext> client_tls_;
 };
 

@@ -1,5 +1,7 @@
 #include "dom0d/daemon/daemon_config.h"
 
+#include <arpa/inet.h>
+
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <charconv>
@@ -143,7 +145,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     for (const auto &[name, section] : tree) {
         if (section.empty() && !section.data().empty())
             throw ConfigError(file + ": '" + name + "' is outside any [section]");
-        if (name != "daemon" && name != "replication" && !name.starts_with("guest "))
+        if (name != "daemon" && name != "replication" && name != "heartbeat" && !name.starts_with("guest "))
             throw ConfigError(file + ": unknown section [" + name + "]");
     }
     auto section_of = [&](const std::string &name) -> const pt::ptree & {
@@ -198,6 +200,62 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
         c.output.policy = parse_full_buffer_policy(r.text("output_buffer_policy", "drop-newest"));
     } catch (const std::invalid_argument &e) {
         throw ConfigError(file + ": [replication].output_buffer_policy: " + e.what());
+    }
+
+    if (tree.find("heartbeat") != tree.not_found()) {
+        Section h(section_of("heartbeat"), file + ": [heartbeat]",
+                  {"peer_node", "paths", "listen", "interval_ms", "timeout_ms", "witness", "fence_command", "failover",
+                   "garp_count", "garp_repeat_ms"});
+        FailoverConfig f;
+        auto peer = h.text("peer_node");
+        if (!peer)
+            throw ConfigError(file + ": [heartbeat].peer_node: missing (the other host's [daemon] node)");
+        if (*peer == c.node)
+            throw ConfigError(file + ": [heartbeat].peer_node: '" + *peer + "' is this host's own node name");
+        if (!c.tls || c.tls->psk.empty())
+            throw ConfigError(file + ": [heartbeat] needs the pair's key: set [replication] psk_file");
+        f.heartbeat.node = c.node;
+        f.heartbeat.peer_node = *peer;
+        f.heartbeat.key = c.tls->psk;
+        f.heartbeat.listen = h.endpoint("listen", 7301).value_or(Endpoint{"0.0.0.0", 7301});
+        auto paths = h.text("paths");
+        if (!paths)
+            throw ConfigError(file + ": [heartbeat].paths: missing (the peer's address on each network, "
+                                     "comma-separated)");
+        std::stringstream list(*paths);
+        for (std::string item; std::getline(list, item, ',');) {
+            const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+            if (b == std::string::npos)
+                throw ConfigError(file + ": [heartbeat].paths: an empty entry in '" + *paths + "'");
+            try {
+                auto ep = parse_endpoint(item.substr(b, e - b + 1), 7301);
+                in_addr a{};
+                if (inet_pton(AF_INET, ep.host.c_str(), &a) != 1)
+                    throw std::invalid_argument("'" + ep.host + "' is not an IPv4 address (no names: a heartbeat "
+                                                                 "must not wait for DNS)");
+                f.heartbeat.paths.push_back(ep);
+            } catch (const std::invalid_argument &err) {
+                throw ConfigError(file + ": [heartbeat].paths: " + err.what());
+            }
+        }
+        f.heartbeat.interval = std::chrono::milliseconds(h.number<unsigned>("interval_ms", 100, 10, 10'000));
+        f.heartbeat.timeout = std::chrono::milliseconds(h.number<unsigned>("timeout_ms", 1000, 50, 600'000));
+        if (f.heartbeat.timeout < 2 * f.heartbeat.interval)
+            throw ConfigError(file + ": [heartbeat].timeout_ms must be at least twice interval_ms");
+        f.witness = h.text("witness");
+        if (f.witness) {
+            in_addr a{};
+            if (inet_pton(AF_INET, f.witness->c_str(), &a) != 1)
+                throw ConfigError(file + ": [heartbeat].witness: '" + *f.witness + "' is not an IPv4 address");
+        }
+        f.fence_command = h.text("fence_command");
+        const auto mode = h.text("failover", "auto");
+        if (mode != "auto" && mode != "manual")
+            throw ConfigError(file + ": [heartbeat].failover: '" + mode + "' is not auto or manual");
+        f.automatic = mode == "auto";
+        f.garp_count = h.number<unsigned>("garp_count", 3, 1, 100);
+        f.garp_repeat = std::chrono::milliseconds(h.number<unsigned>("garp_repeat_ms", 2000, 0, 600'000));
+        c.failover = std::move(f);
     }
 
     for (const auto &[name, section] : tree) {

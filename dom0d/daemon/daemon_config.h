@@ -15,6 +15,7 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
+#include "heartbeat/heartbeat_service.h"
 #include "netbuffer_qdisc/output_buffer.h"
 
 namespace understudy::daemon {
@@ -35,6 +36,16 @@ struct GuestConfig {
     bool autostart = true;           // boot when the daemon starts (primary)
 };
 
+// Failure detection and failover ([heartbeat]); absent: neither.
+struct FailoverConfig {
+    HeartbeatSettings heartbeat;      // node, key and paths filled in
+    std::optional<std::string> witness; // client-side IPv4 address
+    std::optional<std::string> fence_command;
+    bool automatic = true;            // failover = auto
+    unsigned garp_count = 3;          // gratuitous ARPs in each burst
+    std::chrono::milliseconds garp_repeat{2000}; // then one more burst after this
+};
+
 struct DaemonConfig {
     std::filesystem::path source;
     std::string node;
@@ -46,6 +57,7 @@ struct DaemonConfig {
     bool insecure = false;
     ReplicationSettings replication;
     OutputBufferSettings output;       // output commit of protected guests
+    std::optional<FailoverConfig> failover;
     std::vector<GuestConfig> guests;
 
     [[nodiscard]] const GuestConfig *guest(const std::string &name) const;

@@ -119,6 +119,23 @@ std::string prometheus_text(const proto::StatusReply &status)
         for (const auto &s : status.standbys())
             w.sample(m.name, "guest=\"" + escape(s.guest()) + "\"", m.get(s));
     }
+    w.family("understudy_events_total", "counter", "Pair transitions since the daemon started, by kind.");
+    for (const auto &[kind, n] : status.event_counts())
+        w.sample("understudy_events_total", "kind=\"" + escape(kind) + "\"", static_cast<double>(n));
+    if (status.has_pair()) {
+        const auto &p = status.pair();
+        const std::string peer = "peer=\"" + escape(p.peer_node()) + "\"";
+        w.family("understudy_peer_alive", "gauge", "1 while heartbeats from the peer arrive on some path.");
+        w.sample("understudy_peer_alive", peer, p.peer_alive() ? 1 : 0);
+        w.family("understudy_heartbeat_path_alive", "gauge", "1 while heartbeats arrive on this path.");
+        for (const auto &path : p.paths())
+            w.sample("understudy_heartbeat_path_alive", peer + ",path=\"" + escape(path.peer()) + "\"",
+                     path.alive() ? 1 : 0);
+        w.family("understudy_pair_guarded", "gauge", "1 when a witness or fencing guards takeovers.");
+        w.sample("understudy_pair_guarded", peer, p.guard() == "UNGUARDED" ? 0 : 1);
+        w.family("understudy_witness_reachable", "gauge", "1 while this host reaches the client-side witness.");
+        w.sample("understudy_witness_reachable", peer, p.witness_reachable() ? 1 : 0);
+    }
     return w.str();
 }
 
