@@ -37,7 +37,7 @@ struct ReplicationSettings {
     PageCodecSettings codec;
     std::string backend = "kvm";
     unsigned precopy_rounds = 4;             // iterations after the full copy
-    std::uint64_t precopy_chunk_pages = 4096; // pages per pre-copy epoch
+    std::uint64_t precopy_chunk_pages = 1024; // pages per pre-copy epoch (4 MiB: a short commit on the backup)
     std::uint64_t precopy_enough_pages = 256; // stop iterating below this
 };
 

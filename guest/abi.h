@@ -67,9 +67,10 @@ struct us_hc_net_io {
 };
 
 #define US_POLL_NET 1u
+#define US_POLL_RESTORED 2u /* once, after the VM was restored from a checkpoint (a failover) */
 struct us_hc_poll {
     uint64_t timeout_ns; /* in */
-    uint64_t ready;      /* out: US_POLL_NET when a frame is waiting */
+    uint64_t ready;      /* out: US_POLL_NET when a frame is waiting, US_POLL_RESTORED */
 };
 
 struct us_hc_block_io {

@@ -46,5 +46,7 @@ void guest_main(const struct us_boot_info *boot)
         uint64_t wait = workload_rate() ? 2000000ull : 500000000ull;
         struct us_hc_poll poll = {timer < wait ? timer : wait, 0};
         hypercall(US_HC_POLL, &poll);
+        if (poll.ready & US_POLL_RESTORED)
+            tcp_restored(clock_ns());
     }
 }

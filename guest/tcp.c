@@ -377,6 +377,36 @@ uint64_t tcp_tick(uint64_t now)
     return next;
 }
 
+void tcp_restored(uint64_t now)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct conn *c = &conns[i];
+        if (c->state == FREE || c->state == TIME_WAIT)
+            continue;
+        c->last_seen = now;
+        c->retries = 0;
+        c->rto = RTO_MIN_NS;
+        if (c->state == SYN_RCVD) {
+            send_segment(c->peer_mac, c->peer_ip, c->port, c->peer_port, c->iss, c->rcv_nxt, SYN | ACK,
+                         window_of(c), 0, 0);
+            c->rto_at = now + c->rto;
+            continue;
+        }
+        /* Ours go again from the oldest unacknowledged byte. */
+        c->snd_nxt = c->snd_una;
+        if (c->fin_sent) {
+            c->fin_sent = 0;
+            c->state = c->state == LAST_ACK ? CLOSE_WAIT : ESTABLISHED;
+        }
+        c->rto_at = 0;
+        /* Four identical ACKs: the first may be new to the peer, three more
+         * are duplicates, which make it fast-retransmit its oldest segment. */
+        for (int k = 0; k < 4; k++)
+            send_ack(c);
+        push(c, now);
+    }
+}
+
 void tcp_listen(uint16_t port, tcp_app app)
 {
     for (int i = 0; i < MAX_LISTEN; i++) {

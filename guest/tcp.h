@@ -19,5 +19,9 @@ void tcp_listen(uint16_t port, tcp_app app);
 uint64_t tcp_tick(uint64_t now);
 /* Open connections (for `info`). */
 unsigned tcp_connections(void);
+/* After the VM was restored on another host (failover): every connection
+ * resends what its peer has not acknowledged and repeats its ACK, so the peer
+ * resends what the restored state lacks now instead of at its next timeout. */
+void tcp_restored(uint64_t now);
 
 #endif

@@ -121,3 +121,24 @@ pair_cleanup() {
   wait 2>/dev/null || true
   return 0
 }
+
+# A fresh lab, both daemons, the guest protected, the client connected and
+# served. Prints what failed and returns 1 if any of it does.
+pair_up() { # prefix workdir bindir
+  pair_cleanup
+  local here; here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  "$here/lab" up "$1" >/dev/null || { echo "pair: lab up failed"; return 1; }
+  rm -rf "$2/primary" "$2/backup"
+  pair_init "$1" "$2" "$3"
+  pair_start backup && pair_start primary || return 1
+  pair_wait 60 pair_guest_answers || { echo "pair: the guest does not answer on the primary"; return 1; }
+  pair_cli primary protect demo --peer 10.98.0.2 >/dev/null
+  pair_wait 120 pair_protected || { echo "pair: not protected"; tail -20 "$2/primary.log"; return 1; }
+  pair_wait 10 pair_backup_hears_primary || { echo "pair: the backup does not hear the primary's heartbeat"; return 1; }
+  client_start
+  pair_wait 30 pair_client_served || { echo "pair: the client gets no replies"; return 1; }
+}
+
+pair_backup_hears_primary() { pair_cli backup status | grep -q 'peer alive'; }
+pair_backup_runs_guest() { pair_cli backup status --json | grep -q '"role": *"activated"'; }
+pair_client_served() { [ "$(client_report | sed 's/.*replies=\([0-9]*\).*/\1/')" -gt 5 ]; }

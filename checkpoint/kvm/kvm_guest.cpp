@@ -102,6 +102,7 @@ std::unique_ptr<KvmGuest> KvmGuest::restore(KvmGuestConfig config, std::span<con
     std::memcpy(guest->memory_.host_base(), memory.data(), memory.size());
     load_vcpu(guest->vm_.vcpu_fd(), vcpu);
     guest->clock_.restore(devices.clock());
+    guest->net_.note_restored();
     guest->runner_.start(true);
     return guest;
 }

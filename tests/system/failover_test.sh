@@ -37,23 +37,9 @@ trap cleanup EXIT
 
 field() { grep -o "\"$1\": *\"*[0-9a-z]*" | head -1 | sed 's/.*: *"*//'; }
 events_of() { pair_cli "$1" events 2>/dev/null; }
-backup_hears_primary() { pair_cli backup status | grep -q 'peer alive'; }
-backup_runs_guest() { pair_cli backup status --json | grep -q '"role": *"activated"'; }
-client_served() { [ "$(client_report | sed 's/.*replies=\([0-9]*\).*/\1/')" -gt 5 ]; }
 
-start_pair() { # a fresh lab, both daemons, the guest protected, the client connected
-  pair_cleanup
-  "$here/scripts/lab" up "$prefix" >/dev/null
-  rm -rf "$work/primary" "$work/backup"
-  pair_init "$prefix" "$work" "$bin"
-  pair_start backup && pair_start primary || { bad "daemons did not start"; exit 1; }
-  pair_wait 60 pair_guest_answers || { bad "the guest does not answer on the primary"; exit 1; }
-  pair_cli primary protect demo --peer 10.98.0.2 >/dev/null
-  pair_wait 120 pair_protected || { bad "not protected"; tail -20 "$work/primary.log"; exit 1; }
-  pair_wait 10 backup_hears_primary || bad "the backup does not hear the primary's heartbeat"
-  client_start
-  pair_wait 30 client_served || { bad "the client gets no replies"; cat "$work/client.log"; }
-}
+
+start_pair() { pair_up "$prefix" "$work" "$bin" || { bad "the pair did not come up"; exit 1; }; }
 
 check_continuity() { # label
   local r; r=$(client_report)
@@ -92,7 +78,7 @@ ip -n "${prefix}pri" link set rep0 up
 pair_wait 60 pair_protected || bad "not re-protected after the replication link came back"
 sleep 1
 ip -n "${prefix}pri" link set up0 down
-if pair_wait 30 backup_runs_guest; then
+if pair_wait 30 pair_backup_runs_guest; then
   ok "client side of the primary cut: the backup took the guest over"
 else
   bad "client side cut: the backup did not take over"
@@ -110,7 +96,7 @@ echo "--- backup events"; events_of backup | tail -8
 start_pair
 sleep 1
 pair_kill primary
-if pair_wait 30 backup_runs_guest; then
+if pair_wait 30 pair_backup_runs_guest; then
   ok "primary killed: the backup took over"
 else
   bad "primary killed: no takeover"

@@ -89,6 +89,11 @@ void NetDevice::read_frame(GuestMemory &memory, std::uint64_t gpa)
 void NetDevice::poll(GuestMemory &memory, std::uint64_t gpa, int wake_fd)
 {
     auto args = memory.read_struct<us_hc_poll>(gpa, "poll arguments");
+    if (restored_.exchange(false)) {
+        args.ready = US_POLL_RESTORED;
+        memory.write_struct(gpa, args, "poll arguments");
+        return;
+    }
     const std::uint64_t timeout_ns = std::min(args.timeout_ns, kMaxPollNs);
     pollfd fds[2] = {{wake_fd, POLLIN, 0}, {tap_ ? tap_->fd() : -1, POLLIN, 0}};
     timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};

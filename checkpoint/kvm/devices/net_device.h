@@ -34,6 +34,9 @@ class NetDevice {
     void set_egress_route(EgressRoute route);
     // Writes one frame to the TAP now; false if it could not (counted).
     bool transmit(std::span<const std::uint8_t> frame);
+    // The VM was restored from a checkpoint: the guest's next poll says so
+    // (US_POLL_RESTORED) at once, so it can resend what its peers lack.
+    void note_restored() noexcept { restored_ = true; }
 
     // wake_fd: readable when the VMM needs the vCPU back from a wait.
     void attach(HypercallTable &table, GuestMemory &memory, int wake_fd);
@@ -48,6 +51,7 @@ class NetDevice {
     std::shared_ptr<TapDevice> tap_;
     std::array<std::uint8_t, 6> mac_;
     NetCounters counters_;
+    std::atomic<bool> restored_{false};
     std::mutex route_mutex_;
     EgressRoute route_;
 };
