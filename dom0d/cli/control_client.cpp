@@ -61,4 +61,25 @@ int send(const std::string &program, const std::string &command, const std::stri
     return 0;
 }
 
+int guest_command(const std::string &program, const std::string &command, const std::vector<std::string> &args,
+                  const std::string &usage, const std::function<void(proto::ControlRequest &, const std::string &)> &fill)
+{
+    po::options_description o("Options");
+    o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest");
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, command, args, o, p, parsed))
+        return 2;
+    if (parsed.help || !parsed.vm.count("guest")) {
+        (parsed.help ? std::cout : std::cerr)
+            << "Usage: " << program << " " << command << " GUEST\n\n" << usage << "\n\n" << o;
+        return parsed.help ? 0 : 2;
+    }
+    proto::ControlRequest r;
+    fill(r, parsed.vm["guest"].as<std::string>());
+    return send(program, command, parsed.vm["socket"].as<std::string>(), r);
+}
+
 } // namespace understudy::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,11 @@ bool parse(const std::string &program, const std::string &command, const std::ve
 // response in *out). Returns 0, 1 (the daemon refused) or 2 (no daemon).
 int send(const std::string &program, const std::string &command, const std::string &socket,
          const proto::ControlRequest &request, proto::ControlResponse *out = nullptr);
+
+// A command whose only argument is GUEST: parses it, prints `usage` (the
+// text after the Usage line) for --help or a missing GUEST, fills the
+// request with `fill` and sends it.
+int guest_command(const std::string &program, const std::string &command, const std::vector<std::string> &args,
+                  const std::string &usage, const std::function<void(proto::ControlRequest &, const std::string &)> &fill);
 
 } // namespace understudy::cli

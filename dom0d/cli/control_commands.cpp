@@ -141,24 +141,8 @@ int protect_command(const std::string &program, const std::vector<std::string> &
 
 int unprotect_command(const std::string &program, const std::vector<std::string> &args)
 {
-    po::options_description o("Options");
-    o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest");
-    add_socket_option(o);
-    po::positional_options_description p;
-    p.add("guest", 1);
-    Parsed parsed;
-    if (!parse(program, "unprotect", args, o, p, parsed))
-        return 2;
-    if (parsed.help || !parsed.vm.count("guest")) {
-        (parsed.help ? std::cout : std::cerr)
-            << "Usage: " << program << " unprotect GUEST\n\n"
-            << "Stops replicating GUEST; it keeps running here without a standby.\n\n"
-            << o;
-        return parsed.help ? 0 : 2;
-    }
-    proto::ControlRequest r;
-    r.mutable_unprotect()->set_guest(parsed.vm["guest"].as<std::string>());
-    return send(program, "unprotect", parsed.vm["socket"].as<std::string>(), r);
+    return guest_command(program, "unprotect", args, "Stops replicating GUEST; it keeps running here without a standby.",
+                         [](proto::ControlRequest &r, const std::string &g) { r.mutable_unprotect()->set_guest(g); });
 }
 
 int status_command(const std::string &program, const std::vector<std::string> &args)

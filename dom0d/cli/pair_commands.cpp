@@ -79,26 +79,11 @@ int events_command(const std::string &program, const std::vector<std::string> &a
 
 int failover_command(const std::string &program, const std::vector<std::string> &args)
 {
-    po::options_description o("Options");
-    o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest");
-    add_socket_option(o);
-    po::positional_options_description p;
-    p.add("guest", 1);
-    Parsed parsed;
-    if (!parse(program, "failover", args, o, p, parsed))
-        return 2;
-    if (parsed.help || !parsed.vm.count("guest")) {
-        (parsed.help ? std::cout : std::cerr)
-            << "Usage: " << program << " failover GUEST\n\n"
-            << "A planned switch, run on the primary: takes one more checkpoint, waits until the backup\n"
-            << "committed it, stops GUEST here for good and tells the backup to run it from there. No\n"
-            << "output is lost: everything the guest sent was acked before it stopped. Needs [heartbeat].\n\n"
-            << o;
-        return parsed.help ? 0 : 2;
-    }
-    proto::ControlRequest r;
-    r.mutable_failover()->set_guest(parsed.vm["guest"].as<std::string>());
-    return send(program, "failover", parsed.vm["socket"].as<std::string>(), r);
+    return guest_command(program, "failover", args,
+                         "A planned switch, run on the primary: takes one more checkpoint, waits until the backup\n"
+                         "committed it, stops GUEST here for good and tells the backup to run it from there. No\n"
+                         "output is lost: everything the guest sent was acked before it stopped. Needs [heartbeat].",
+                         [](proto::ControlRequest &r, const std::string &g) { r.mutable_failover()->set_guest(g); });
 }
 
 } // namespace understudy::cli
