@@ -93,6 +93,7 @@ void BackupServer::serve(Link &link)
     }
     const auto ticket = registry_.begin_stream(guest, link);
     std::string error;
+    bool closed_by_peer = false;
     try {
         const auto codec = accept_hello(writer, hello);
         log_("guest " + guest + ": receiving from " + link.peer() + " (compression " + compression_name(codec) + ")");
@@ -163,11 +164,15 @@ void BackupServer::serve(Link &link)
             writer.flush();
         } catch (const LinkError &) {
         }
+    } catch (const LinkClosed &e) {
+        error = e.what();
+        closed_by_peer = true;
+        log_("guest " + guest + ": stream ended without a goodbye: " + error);
     } catch (const LinkError &e) {
         error = e.what();
         log_("guest " + guest + ": stream ended: " + error);
     }
-    registry_.end_stream(guest, ticket, error);
+    registry_.end_stream(guest, ticket, error, closed_by_peer);
 }
 
 } // namespace understudy

@@ -88,6 +88,35 @@ void Replicator::stop(const std::string &reason)
     status_.state = ProtectionState::stopped;
 }
 
+void Replicator::halt(const std::string &reason)
+{
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        halted_ = true;
+        stop_reason_ = reason;
+        if (link_)
+            link_->shutdown();
+    }
+    changed_.notify_all();
+    if (checkpointer_.joinable())
+        checkpointer_.join();
+    if (sender_.joinable())
+        sender_.join();
+    std::lock_guard lock(mutex_);
+    status_.state = ProtectionState::stopped;
+    status_.last_error = reason;
+}
+
+void Replicator::drop_backup(const std::string &why)
+{
+    std::lock_guard lock(mutex_);
+    if (!link_ || !session_live_ || stopping_)
+        return;
+    drop_reason_ = why;
+    link_->shutdown();
+}
+
 // ---- checkpoint thread ------------------------------------------------------
 
 void Replicator::checkpoint_thread()
@@ -389,17 +418,23 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
     for (;;) {
         StagingBuffer *next = nullptr;
         std::string goodbye;
+        bool cut = false;
         {
             std::unique_lock lock(mutex_);
             if (in_flight == 0)
                 changed_.wait_for(lock, settings_.heartbeat_interval,
                                   [&] { return stopping_ || !ready_.empty(); });
-            if (stopping_)
+            if (stopping_) {
                 goodbye = stop_reason_;
-            else if (ready_.size() > in_flight)
+                cut = halted_;
+            } else if (ready_.size() > in_flight)
                 next = ready_[in_flight];
         }
         if (!goodbye.empty()) {
+            if (cut) {
+                link.shutdown();
+                return;
+            }
             proto::Goodbye bye;
             bye.set_reason(goodbye);
             writer.write(RecordType::goodbye, bye);
@@ -482,11 +517,17 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
     }
 }
 
-void Replicator::lose_session(const std::string &why)
+void Replicator::lose_session(const std::string &error)
 {
     bool was_live;
+    std::string why = error;
     {
         std::lock_guard lock(mutex_);
+        if (halted_)
+            return;
+        if (!drop_reason_.empty())
+            why = drop_reason_;
+        drop_reason_.clear();
         was_live = session_live_;
         session_live_ = false;
         for (auto *b : ready_)

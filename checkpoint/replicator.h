@@ -61,6 +61,15 @@ class Replicator {
     void start();
     // Tells the backup goodbye and stops; the guest keeps running.
     void stop(const std::string &reason);
+    // Stops as a power cut would (understudy drill): the stream is cut with
+    // no goodbye, nothing more is checkpointed, and participants hear neither
+    // a commit nor "unprotected" from now on. The guest is left as it is.
+    void halt(const std::string &reason);
+    // Cuts the live stream now because the backup is known to be gone (its
+    // heartbeats stopped): handled as a lost backup, `why` as the reason, so
+    // held output goes out without waiting for the ack timeout. No-op
+    // without a live stream.
+    void drop_backup(const std::string &why);
 
     [[nodiscard]] ReplicationStatus status() const;
     // Waits until the backup committed a checkpoint epoch >= `epoch`.
@@ -108,6 +117,8 @@ class Replicator {
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
     bool stopping_ = false;
+    bool halted_ = false;        // halt(): no goodbye, no more participant calls
+    std::string drop_reason_;    // drop_backup(): why the stream was cut
     std::string stop_reason_;
     std::uint64_t session_ = 0;  // increments for every new stream
     bool session_live_ = false;  // the sender has a working stream

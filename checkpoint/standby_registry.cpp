@@ -9,6 +9,7 @@ struct StandbyRegistry::Slot {
     Link *link = nullptr;
     std::uint64_t ticket = 0;
     std::chrono::steady_clock::time_point last_commit{};
+    std::chrono::steady_clock::time_point closed_by_peer{};
 };
 
 std::uint64_t StandbyRegistry::begin_stream(const std::string &guest, Link &link)
@@ -32,6 +33,7 @@ std::uint64_t StandbyRegistry::begin_stream(const std::string &guest, Link &link
     slot->ticket = ticket;
     slot->status.peer = link.peer();
     slot->status.receiving = true;
+    slot->closed_by_peer = {};
     return ticket;
 }
 
@@ -69,7 +71,8 @@ bool StandbyRegistry::install(const std::string &guest, std::uint64_t ticket, st
     return true;
 }
 
-void StandbyRegistry::end_stream(const std::string &guest, std::uint64_t ticket, const std::string &error)
+void StandbyRegistry::end_stream(const std::string &guest, std::uint64_t ticket, const std::string &error,
+                                 bool closed_by_peer)
 {
     std::lock_guard registry_lock(mutex_);
     auto it = slots_.find(guest);
@@ -84,6 +87,8 @@ void StandbyRegistry::end_stream(const std::string &guest, std::uint64_t ticket,
     slot.status.peer.clear();
     if (!error.empty())
         slot.status.last_error = error;
+    if (closed_by_peer)
+        slot.closed_by_peer = std::chrono::steady_clock::now();
 }
 
 void StandbyRegistry::record_refusal(const std::string &guest, const std::string &error)
@@ -104,6 +109,9 @@ std::vector<StandbyStatus> StandbyRegistry::status() const
     for (const auto &[name, slot] : slots_) {
         std::lock_guard lock(slot->mutex);
         out.push_back(slot->status);
+        if (slot->closed_by_peer != std::chrono::steady_clock::time_point{})
+            out.back().closed_by_peer_age_s =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - slot->closed_by_peer).count();
         if (slot->last_commit != std::chrono::steady_clock::time_point{})
             out.back().last_commit_age_s =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - slot->last_commit).count();

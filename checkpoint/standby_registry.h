@@ -29,6 +29,10 @@ struct StandbyStatus {
     std::uint64_t epochs_refused = 0;
     std::uint64_t bytes_received = 0;
     double last_commit_age_s = -1;
+    // The last stream was closed by the primary's host without a goodbye
+    // (its kernel closed the socket: the process died) this long ago; -1 if
+    // it was not, or a stream runs again.
+    double closed_by_peer_age_s = -1;
     std::string last_error;
 };
 
@@ -45,7 +49,9 @@ class StandbyRegistry {
                       const std::function<void(StandbyGuest *committed, StandbyStatus &status)> &apply);
     // Installs `standby` (holding a committed checkpoint) as the guest's copy.
     bool install(const std::string &guest, std::uint64_t ticket, std::unique_ptr<StandbyGuest> standby);
-    void end_stream(const std::string &guest, std::uint64_t ticket, const std::string &error);
+    // `closed_by_peer`: the peer's host closed the connection mid-stream.
+    void end_stream(const std::string &guest, std::uint64_t ticket, const std::string &error,
+                    bool closed_by_peer = false);
     void record_refusal(const std::string &guest, const std::string &error);
 
     [[nodiscard]] std::vector<StandbyStatus> status() const;

@@ -13,6 +13,7 @@ struct GuardSettings {
     bool fencing = false;    // a fencing command is configured (run by the caller)
     bool automatic = true;   // failover = auto
     std::chrono::milliseconds timeout{1000};
+    std::chrono::milliseconds interval{100};
 };
 
 // What the backup knows about one guest it holds a standby copy of.
@@ -23,6 +24,11 @@ struct TakeoverInput {
     double peer_silent_s = -1;      // since the last good heartbeat
     bool peer_relinquished = false; // the primary stopped its copy for good
     bool witness_reachable = false; // from this host
+    // The primary's host closed the replication stream without a goodbye
+    // (its understudyd died) and the guest ran inside that process (the kvm
+    // backend's VMM): the guest is gone, and a few silent heartbeat
+    // intervals confirm it without waiting for the whole timeout.
+    bool peer_process_died = false;
 };
 
 struct Verdict {
@@ -39,7 +45,10 @@ struct HandoverInput {
     double witness_silent_s = 0;        // since the witness last answered (or since probing began)
     bool peer_alive = false;            // heartbeats from the backup arrive
     bool peer_witness_reachable = false; // the backup says it reaches the witness
+    bool uplink_down = false;           // the tracked client-facing interface is down: lost at once
 };
+// Heartbeat intervals of silence that confirm a primary whose process died.
+inline constexpr int kProcessDeathIntervals = 3;
 
 // True when this primary has lost the client side (its witness silent for the
 // timeout) while its backup, alive, still reaches it.

@@ -115,6 +115,8 @@ void HeartbeatService::send_now()
 
 void HeartbeatService::send_round()
 {
+    if (muted_)
+        return;
     std::lock_guard lock(send_mutex_);
     proto::HeartbeatPacket packet;
     if (fill_)

@@ -7,6 +7,7 @@
 // counted and never count as life.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -65,6 +66,9 @@ class HeartbeatService {
     void stop();
     // Sends one round now (a state change the peer should learn at once).
     void send_now();
+    // Muted, this host sends nothing (it plays dead in a drill) but still
+    // listens to the peer.
+    void set_muted(bool muted) noexcept { muted_ = muted; }
 
     [[nodiscard]] PeerView peer() const;
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
@@ -89,6 +93,7 @@ class HeartbeatService {
     std::vector<std::uint32_t> path_ips_; // network order, as paths
     std::uint64_t boot_id_;
     std::mutex send_mutex_;
+    std::atomic<bool> muted_{false};
     std::uint64_t seq_ = 0;
 
     mutable std::mutex mutex_;

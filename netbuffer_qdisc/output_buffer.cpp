@@ -1,5 +1,6 @@
 #include "netbuffer_qdisc/output_buffer.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace understudy {
@@ -34,6 +35,10 @@ void OutputBuffer::send(std::span<const std::uint8_t> frame, std::uint64_t &coun
 void OutputBuffer::egress(std::span<const std::uint8_t> frame)
 {
     std::lock_guard lock(mutex_);
+    if (status_.cut_off) {
+        ++status_.discarded_frames;
+        return;
+    }
     if (!status_.holding) {
         send(frame, status_.passed_frames);
         return;
@@ -79,6 +84,8 @@ void OutputBuffer::on_pause(Epoch epoch)
 void OutputBuffer::on_commit(Epoch epoch)
 {
     std::lock_guard lock(mutex_);
+    if (status_.cut_off)
+        return;
     while (!batches_.empty() && batches_.front().epoch != 0 && batches_.front().epoch <= epoch.value) {
         for (const auto &frame : batches_.front().frames) {
             status_.held_bytes -= frame.size();
@@ -95,13 +102,27 @@ void OutputBuffer::on_unprotected()
     // No backup can take over from an older epoch any more: what is held is
     // this host's to send, in order, and from now on output is not held.
     std::lock_guard lock(mutex_);
-    for (const auto &batch : batches_)
+    if (status_.cut_off)
+        return;
+    for (const auto &batch : batches_) {
         for (const auto &frame : batch.frames)
             send(frame, status_.released_frames);
+        status_.released_epoch = std::max(status_.released_epoch, batch.epoch);
+    }
     batches_.clear();
     status_.held_frames = 0;
     status_.held_bytes = 0;
     status_.holding = false;
+}
+
+void OutputBuffer::cut_off()
+{
+    std::lock_guard lock(mutex_);
+    status_.discarded_frames += status_.held_frames;
+    batches_.clear();
+    status_.held_frames = 0;
+    status_.held_bytes = 0;
+    status_.cut_off = true;
 }
 
 OutputBufferStatus OutputBuffer::status() const

@@ -46,6 +46,8 @@ struct OutputBufferStatus {
     std::uint64_t dropped_frames = 0; // full buffer (policy), counted
     std::uint64_t transmit_errors = 0; // the outgoing link refused a frame
     std::uint64_t released_epoch = 0; // the last epoch whose output was released
+    std::uint64_t discarded_frames = 0; // lost in a simulated crash (drill)
+    bool cut_off = false;             // after cut_off(): nothing leaves any more
 };
 
 class OutputBuffer final : public CheckpointParticipant {
@@ -61,6 +63,9 @@ class OutputBuffer final : public CheckpointParticipant {
     void on_pause(Epoch epoch) override;
     void on_commit(Epoch epoch) override;
     void on_unprotected() override;
+    // A simulated power cut (understudy drill): what is held is lost, as it
+    // would be with the host, and from now on nothing leaves; both counted.
+    void cut_off();
 
     [[nodiscard]] OutputBufferStatus status() const;
     [[nodiscard]] const OutputBufferSettings &settings() const noexcept { return settings_; }

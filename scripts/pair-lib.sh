@@ -9,11 +9,13 @@ pair_init() { # prefix workdir bindir
   PAIR_PIDS=()
   mkdir -p "$PAIR_WORK"
   [ -f "$PAIR_WORK/pair.key" ] || openssl rand -hex 32 >"$PAIR_WORK/pair.key"
-  pair_config primary backup "10.98.0.2, 10.99.0.12" yes
-  pair_config backup primary "10.98.0.1, 10.99.0.11" no
+  pair_config primary backup "10.98.0.2, 10.99.0.12" yes 10.98.0.2
+  pair_config backup primary "10.98.0.1, 10.99.0.11" no 10.98.0.1
 }
 
-pair_config() { # node peer paths autostart
+# PAIR_REPROTECT=auto: a host that took the guest over protects it again
+# toward the other as soon as that one is back.
+pair_config() { # node peer paths autostart peer-stream
   mkdir -p "$PAIR_WORK/$1"
   cat >"$PAIR_WORK/$1.conf" <<CONF
 [daemon]
@@ -32,6 +34,9 @@ paths = $3
 interval_ms = 100
 timeout_ms = 1000
 witness = 10.99.0.1
+track_interface = up0
+reprotect = ${PAIR_REPROTECT:-manual}
+peer_stream = $5
 [guest demo]
 kernel = $PAIR_BIN/demo-guest.elf
 memory_mib = 16

@@ -46,6 +46,8 @@ void SocketLink::read(std::span<std::uint8_t> into, std::chrono::milliseconds id
         } else if (errno == EAGAIN || errno == EINTR) {
             if (errno == EAGAIN && !wait_fd(fd_.get(), POLLIN, idle))
                 throw LinkTimeout("receive from " + peer_ + ": nothing for " + std::to_string(idle.count()) + " ms");
+        } else if (errno == ECONNRESET) {
+            throw LinkClosed("receive from " + peer_ + ": connection reset by peer");
         } else {
             throw LinkError("receive from " + peer_ + ": " + std::strerror(errno));
         }

@@ -207,7 +207,10 @@ void TlsLink::wait_for(int rc, const char *what, std::chrono::milliseconds timeo
                               " ms");
         return;
     }
-    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
+    // The peer's kernel closed the TCP connection without a TLS close_notify
+    // (its process died): OpenSSL 3 reports an unexpected EOF.
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
+        (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
         throw LinkClosed(std::string(what) + " " + peer_ + ": connection closed by peer");
     throw LinkError(std::string(what) + " " + peer_ + ": " + openssl_errors());
 }

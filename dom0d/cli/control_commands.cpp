@@ -83,6 +83,8 @@ std::string table(const proto::StatusReply &s)
         if (!p.witness().empty())
             out << " (witness " << p.witness() << ": " << (p.witness_reachable() ? "reachable" : "UNREACHABLE")
                 << " here, " << (p.peer_witness_reachable() ? "reachable" : "unreachable") << " from the peer)";
+        if (!p.track_interface().empty())
+            out << " (uplink " << p.track_interface() << (p.uplink_down() ? " DOWN)" : " up)");
         out << ", failover " << p.failover() << "\n";
         for (const auto &path : p.paths())
             out << "  path " << std::left << std::setw(22) << path.peer() << (path.alive() ? "alive " : "silent")

@@ -1,5 +1,5 @@
 // The `understudy` commands that talk to understudyd over its control socket:
-// protect, unprotect, status, events, failover, and the debug commands used
+// protect, unprotect, status, events, failover, drill, and the debug commands used
 // by tests and drills.
 #pragma once
 
@@ -16,5 +16,6 @@ int status_command(const std::string &program, const std::vector<std::string> &a
 int debug_command(const std::string &program, const std::vector<std::string> &args);
 int events_command(const std::string &program, const std::vector<std::string> &args);
 int failover_command(const std::string &program, const std::vector<std::string> &args);
+int drill_command(const std::string &program, const std::vector<std::string> &args);
 
 } // namespace understudy::cli

@@ -18,6 +18,7 @@ void usage(std::ostream &out)
         << "  status     show guests, their protection and standby copies (--json, --watch)\n"
         << "  events     show the pair's transitions and their reasons (--follow)\n"
         << "  failover   hand a protected guest over to its backup (planned switch)\n"
+        << "  drill      failover exercise: this primary plays a crash, the report says how it went\n"
         << "  debug      freeze, thaw, checksum or activate a guest (tests and drills)\n"
         << "  help       show this help\n\n"
         << "Run 'understudy COMMAND --help' for a command's options.\n";
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
         return understudy::cli::events_command("understudy", args);
     if (command == "failover")
         return understudy::cli::failover_command("understudy", args);
+    if (command == "drill")
+        return understudy::cli::drill_command("understudy", args);
     if (command == "debug")
         return understudy::cli::debug_command("understudy", args);
     if (command == "help" || command == "--help" || command == "-h") {

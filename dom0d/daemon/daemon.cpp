@@ -161,7 +161,7 @@ std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, st
     }
     {
         std::lock_guard lock(mutex_);
-        if (guests_.count(hello.guest_id())) {
+        if (runs_here(hello.guest_id())) {
             *refusal = "guest " + hello.guest_id() + " is running on " + config_.node + "; it cannot also be its standby";
             return nullptr;
         }
@@ -199,6 +199,9 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
         throw std::runtime_error("guest " + name + " is not running on " + config_.node);
     if (it->second.replicator)
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
+    if (it->second.role == "relinquished")
+        throw std::runtime_error("guest " + name + " was handed over and stopped for good on " + config_.node +
+                                 "; it runs on the peer now");
     auto replicator = std::make_unique<Replicator>(*it->second.guest, connector(peer), config_.replication, log_);
     replicator->set_event_sink(
         [this, name](const std::string &kind, const std::string &reason) { events_.add(name, kind, reason); });
@@ -240,7 +243,7 @@ proto::ChecksumReply Daemon::checksum(const std::string &name)
     {
         std::lock_guard lock(mutex_);
         auto it = guests_.find(name);
-        if (it != guests_.end()) {
+        if (it != guests_.end() && it->second.role != "relinquished") {
             auto &r = it->second;
             auto frozen = r.replicator ? r.replicator->frozen_state() : std::nullopt;
             if (!frozen)
@@ -294,18 +297,34 @@ proto::ChecksumReply Daemon::checksum(const std::string &name)
 
 std::string Daemon::activate(const std::string &name)
 {
-    std::string epoch = "?";
+    std::uint64_t epoch = 0;
     for (const auto &s : registry_.status())
         if (s.guest == name)
-            epoch = std::to_string(s.epoch);
-    log_("guest " + name + ": activating the standby copy at epoch " + epoch);
+            epoch = s.epoch;
+    {
+        // A copy this host relinquished earlier is gone for good; it still
+        // holds the NIC's TAP, which the activated copy needs.
+        std::unique_lock lock(mutex_);
+        auto it = guests_.find(name);
+        if (it != guests_.end() && it->second.role != "relinquished")
+            throw std::runtime_error("guest " + name + " already runs on " + config_.node + " (" + it->second.role + ")");
+        if (it != guests_.end()) {
+            Running old = std::move(it->second);
+            guests_.erase(it);
+            lock.unlock();
+        }
+    }
+    log_("guest " + name + ": activating the standby copy at epoch " + std::to_string(epoch));
     auto standby = registry_.take(name);
     if (!standby)
         throw std::runtime_error("guest " + name + " has no consistent standby on " + config_.node);
     auto guest = standby->activate();
-    events_.add(name, "activated", "runs on " + config_.node + " from its standby copy at epoch " + epoch);
+    events_.add(name, "activated",
+                "runs on " + config_.node + " from its standby copy at epoch " + std::to_string(epoch));
     std::lock_guard lock(mutex_);
-    guests_[name] = Running{std::move(guest), nullptr, nullptr, "activated"};
+    Running r{std::move(guest), nullptr, nullptr, "activated"};
+    r.activated_epoch = epoch;
+    guests_[name] = std::move(r);
     return "guest " + name + " runs on " + config_.node + " from its last committed checkpoint";
 }
 
@@ -345,6 +364,8 @@ proto::StatusReply Daemon::status(const std::string &only) const
             out->set_transmit_errors(o.transmit_errors);
             out->set_capacity_bytes(r.output->buffer().settings().capacity_bytes);
             out->set_policy(policy_name(r.output->buffer().settings().policy));
+            out->set_released_epoch(o.released_epoch);
+            out->set_discarded_frames(o.discarded_frames);
         }
         auto s = r.replicator->status();
         g->set_state(state_name(s.state));
@@ -442,6 +463,12 @@ proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
             failover_->planned_switch(request.failover().guest());
             return success("guest " + request.failover().guest() + " was handed over at an acked checkpoint; " +
                            config_.failover->heartbeat.peer_node + " takes over (see `understudy events`)");
+        }
+        case proto::ControlRequest::kDrill: {
+            auto r = success("");
+            *r.mutable_drill() = drill(request.drill().guest());
+            r.set_message(r.drill().verdict());
+            return r;
         }
         case proto::ControlRequest::COMMAND_NOT_SET:
             break;

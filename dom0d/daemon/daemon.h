@@ -42,7 +42,8 @@ class Daemon {
         // then the guest.
         std::unique_ptr<VmmOutputQueue> output;
         std::unique_ptr<Replicator> replicator;
-        std::string role; // "standalone", "primary", "activated"
+        std::string role; // "standalone", "primary", "activated", "relinquished"
+        std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from
     };
 
     void boot(const GuestConfig &guest);
@@ -58,6 +59,13 @@ class Daemon {
     [[nodiscard]] std::vector<std::string> protected_names() const;
     void announce(const std::string &guest);
     void hand_over(const std::string &guest);
+    [[nodiscard]] std::vector<std::string> unprotected_actives() const;
+    // With mutex_ held: runs here (a relinquished guest does not), and
+    // this host holds a consistent standby of it.
+    [[nodiscard]] bool runs_here(const std::string &guest) const;
+    [[nodiscard]] bool holds_standby(const std::string &guest) const;
+    // `understudy drill` (daemon_drill.cpp): plays a crash of this host.
+    proto::DrillReply drill(const std::string &guest);
     Replicator::Connect connector(const Endpoint &peer) const;
     std::unique_ptr<StandbyGuest> make_standby(const proto::Hello &hello, std::string *refusal) const;
 

@@ -205,7 +205,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     if (tree.find("heartbeat") != tree.not_found()) {
         Section h(section_of("heartbeat"), file + ": [heartbeat]",
                   {"peer_node", "paths", "listen", "interval_ms", "timeout_ms", "witness", "fence_command", "failover",
-                   "garp_count", "garp_repeat_ms"});
+                   "garp_count", "garp_repeat_ms", "reprotect", "peer_stream", "track_interface"});
         FailoverConfig f;
         auto peer = h.text("peer_node");
         if (!peer)
@@ -248,6 +248,15 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
             if (inet_pton(AF_INET, f.witness->c_str(), &a) != 1)
                 throw ConfigError(file + ": [heartbeat].witness: '" + *f.witness + "' is not an IPv4 address");
         }
+        f.track_interface = h.text("track_interface");
+        if (f.track_interface) {
+            const auto &n = *f.track_interface;
+            if (n.empty() || n.size() > 15 || n.find_first_of("/ \t") != std::string::npos || n == "." || n == "..")
+                throw ConfigError(file + ": [heartbeat].track_interface: '" + n + "' is not an interface name");
+            if (!f.witness)
+                throw ConfigError(file + ": [heartbeat].track_interface needs a witness (it only speeds up noticing "
+                                         "that the witness is lost)");
+        }
         f.fence_command = h.text("fence_command");
         const auto mode = h.text("failover", "auto");
         if (mode != "auto" && mode != "manual")
@@ -255,6 +264,14 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
         f.automatic = mode == "auto";
         f.garp_count = h.number<unsigned>("garp_count", 3, 1, 100);
         f.garp_repeat = std::chrono::milliseconds(h.number<unsigned>("garp_repeat_ms", 2000, 0, 600'000));
+        const auto reprotect = h.text("reprotect", "manual");
+        if (reprotect != "auto" && reprotect != "manual")
+            throw ConfigError(file + ": [heartbeat].reprotect: '" + reprotect + "' is not auto or manual");
+        f.reprotect_automatic = reprotect == "auto";
+        f.peer_stream = h.endpoint("peer_stream", kDefaultStreamPort);
+        if (f.reprotect_automatic && !f.peer_stream)
+            throw ConfigError(file + ": [heartbeat].reprotect = auto needs peer_stream (the peer's [replication] "
+                                     "listen address, HOST[:PORT])");
         c.failover = std::move(f);
     }
 

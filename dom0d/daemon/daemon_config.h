@@ -40,10 +40,17 @@ struct GuestConfig {
 struct FailoverConfig {
     HeartbeatSettings heartbeat;      // node, key and paths filled in
     std::optional<std::string> witness; // client-side IPv4 address
+    // The uplink to the client-facing network (keepalived's track_interface):
+    // when it is down, the client side counts as lost at once.
+    std::optional<std::string> track_interface;
     std::optional<std::string> fence_command;
     bool automatic = true;            // failover = auto
     unsigned garp_count = 3;          // gratuitous ARPs in each burst
     std::chrono::milliseconds garp_repeat{2000}; // then one more burst after this
+    // reprotect = auto: a guest taken over here is protected again toward the
+    // peer (peer_stream) as soon as the peer is heard and runs no copy of it.
+    bool reprotect_automatic = false;
+    std::optional<Endpoint> peer_stream;  // the peer's stream listener
 };
 
 struct DaemonConfig {

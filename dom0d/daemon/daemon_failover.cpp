@@ -12,10 +12,34 @@ void Daemon::start_failover()
     FailoverController::Host host;
     host.describe = [this](proto::HeartbeatPacket &p) { describe(p); };
     host.standbys = [this] { return standby_names(); };
+    host.closed_by_peer_s = [this](const std::string &guest) {
+        for (const auto &s : registry_.status())
+            if (s.guest == guest)
+                return s.closed_by_peer_age_s;
+        return -1.0;
+    };
     host.protected_primaries = [this] { return protected_names(); };
     host.take_over = [this](const std::string &guest) { activate(guest); };
     host.announce = [this](const std::string &guest) { announce(guest); };
     host.hand_over = [this](const std::string &guest) { hand_over(guest); };
+    host.unprotected_actives = [this] { return unprotected_actives(); };
+    host.drop_silent_backups = [this](const std::vector<std::string> &silent_hosts, const std::string &why) {
+        std::lock_guard lock(mutex_);
+        for (auto &[name, r] : guests_) {
+            if (!r.replicator || r.role != "primary")
+                continue;
+            const auto peer = r.replicator->status().peer; // "HOST:PORT" of the live stream, "" if none
+            const auto peer_host = peer.substr(0, peer.rfind(':'));
+            bool silent = false;
+            for (const auto &h : silent_hosts)
+                silent = silent || h == peer_host;
+            if (silent && !peer.empty())
+                r.replicator->drop_backup(why);
+        }
+    };
+    host.reprotect = [this](const std::string &guest) {
+        (void)protect(guest, config_.failover->peer_stream->to_string());
+    };
     failover_ = std::make_unique<FailoverController>(*config_.failover, std::move(host), events_, log_);
     failover_->start();
 }
@@ -24,14 +48,19 @@ void Daemon::describe(proto::HeartbeatPacket &packet) const
 {
     std::lock_guard lock(mutex_);
     for (const auto &[name, r] : guests_) {
+        if (r.role == "relinquished" && holds_standby(name))
+            continue; // stopped here for good, and this host is its backup now
         auto *g = packet.add_guests();
         g->set_name(name);
         g->set_role(r.role);
+        g->set_dies_with_daemon(dynamic_cast<const kvm::KvmGuest *>(r.guest.get()) != nullptr);
         if (r.replicator)
             g->set_acked_epoch(r.replicator->status().acked_epoch);
+        else if (r.role == "activated")
+            g->set_acked_epoch(r.activated_epoch);
     }
     for (const auto &s : registry_.status()) {
-        if (!s.consistent || guests_.count(s.guest))
+        if (!s.consistent || runs_here(s.guest))
             continue;
         auto *g = packet.add_guests();
         g->set_name(s.guest);
@@ -45,8 +74,32 @@ std::vector<std::string> Daemon::standby_names() const
     std::vector<std::string> names;
     std::lock_guard lock(mutex_);
     for (const auto &s : registry_.status())
-        if (s.consistent && !guests_.count(s.guest))
+        if (s.consistent && !runs_here(s.guest))
             names.push_back(s.guest);
+    return names;
+}
+
+bool Daemon::runs_here(const std::string &guest) const
+{
+    auto it = guests_.find(guest);
+    return it != guests_.end() && it->second.role != "relinquished";
+}
+
+bool Daemon::holds_standby(const std::string &guest) const
+{
+    for (const auto &s : registry_.status())
+        if (s.guest == guest && s.consistent)
+            return true;
+    return false;
+}
+
+std::vector<std::string> Daemon::unprotected_actives() const
+{
+    std::vector<std::string> names;
+    std::lock_guard lock(mutex_);
+    for (const auto &[name, r] : guests_)
+        if (r.role == "activated" && !r.replicator)
+            names.push_back(name);
     return names;
 }
 
@@ -96,8 +149,13 @@ void Daemon::hand_over(const std::string &guest)
     const auto epoch = replicator->freeze(config_.replication.ack_timeout * 2);
     {
         std::lock_guard lock(mutex_);
-        guests_[guest].role = "relinquished";
+        auto &r = guests_[guest];
+        r.role = "relinquished";
+        if (auto *vm = dynamic_cast<kvm::KvmGuest *>(r.guest.get()))
+            vm->stop(); // for good: nothing may resume it
     }
+    // No goodbye and no more resyncs: the backup runs the guest now.
+    replicator->halt("handed over to " + config_.failover->heartbeat.peer_node);
     events_.add(guest, "relinquished",
                 "stopped for good at acked epoch " + std::to_string(epoch.value) + "; the backup runs it from there");
 }

@@ -4,8 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
+
+#include "heartbeat/uplink_state.h"
 
 namespace understudy::daemon {
 
@@ -70,7 +73,15 @@ FailoverController::FailoverController(FailoverConfig config, Host host, EventLo
         config_.heartbeat,
         [this](proto::HeartbeatPacket &p) {
             host_.describe(p);
-            p.set_witness_reachable(witness_ && witness_->reachable());
+            p.set_witness_reachable(witness_ && witness_->reachable() && !uplink_down());
+            std::lock_guard lock(takeovers_mutex_);
+            for (auto &g : *p.mutable_guests()) {
+                auto it = takeovers_.find(g.name());
+                if (g.role() == "activated" && it != takeovers_.end()) {
+                    g.set_detection_ms(it->second.detection_ms);
+                    g.set_activation_ms(it->second.activation_ms);
+                }
+            }
         },
         log_);
     if (config_.witness)
@@ -86,7 +97,7 @@ FailoverController::~FailoverController()
 GuardSettings FailoverController::guard() const
 {
     return {config_.witness.has_value(), config_.fence_command.has_value(), config_.automatic,
-            config_.heartbeat.timeout};
+            config_.heartbeat.timeout, config_.heartbeat.interval};
 }
 
 void FailoverController::start()
@@ -101,6 +112,7 @@ void FailoverController::start()
                     std::to_string(config_.heartbeat.interval.count()) + " ms, timeout " +
                     std::to_string(config_.heartbeat.timeout.count()) + " ms; " +
                     (g.witness ? "witness " + *config_.witness : std::string("no witness")) +
+                    (config_.track_interface ? ", uplink " + *config_.track_interface + " tracked" : std::string()) +
                     (g.fencing ? ", fencing" : "") + (!g.witness && !g.fencing ? " (UNGUARDED pair)" : "") +
                     "; failover " + (g.automatic ? "auto" : "manual"));
     thread_ = std::thread([this] { run(); });
@@ -161,6 +173,96 @@ void FailoverController::schedule_announcements(const std::string &guest)
         announcements_.emplace_back(Clock::now() + config_.garp_repeat, guest);
 }
 
+bool FailoverController::uplink_down() const
+{
+    return config_.track_interface && interface_down(*config_.track_interface);
+}
+
+bool FailoverController::process_died(const PeerView &view, const std::string &guest) const
+{
+    if (!view.last || !host_.closed_by_peer_s)
+        return false;
+    bool in_process = false;
+    for (const auto &g : view.last->guests())
+        in_process = in_process || (g.name() == guest && g.dies_with_daemon());
+    const double closed = host_.closed_by_peer_s(guest);
+    const double interval_s = std::chrono::duration<double>(config_.heartbeat.interval).count();
+    // The stream closed when the heartbeats stopped, not long before (a
+    // primary that dropped a slow stream and then lost its heartbeats for a
+    // moment is no dead process).
+    return in_process && closed >= 0 && closed <= view.silent_s + interval_s;
+}
+
+void FailoverController::take_over(const std::string &guest, const std::string &reason, double peer_silent_s)
+{
+    const auto decided = Clock::now();
+    if (!fence(guest))
+        return;
+    events_.add(guest, "takeover", reason);
+    try {
+        host_.take_over(guest);
+    } catch (const std::exception &e) {
+        events_.add(guest, "takeover_failed", e.what());
+        return;
+    }
+    Takeover t;
+    t.detection_ms = static_cast<std::uint32_t>(std::max(0.0, peer_silent_s) * 1000);
+    t.activation_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - decided).count());
+    {
+        std::lock_guard lock(takeovers_mutex_);
+        takeovers_[guest] = t;
+    }
+    schedule_announcements(guest);
+    heartbeat_->send_now(); // the peer learns at once that the guest runs here
+    events_.add(guest, "active",
+                "runs here " + std::to_string(t.detection_ms + t.activation_ms) + " ms after the last heartbeat of " +
+                    config_.heartbeat.peer_node + " (detection " + std::to_string(t.detection_ms) +
+                    " ms, activation " + std::to_string(t.activation_ms) + " ms)");
+}
+
+void FailoverController::drop_silent_backups(const PeerView &view)
+{
+    if (!host_.drop_silent_backups || !view.ever_heard)
+        return;
+    std::vector<std::string> silent;
+    for (const auto &p : view.paths)
+        if (!p.alive && p.silent_s >= 0)
+            silent.push_back(p.peer.host);
+    if (silent.empty())
+        return;
+    const std::string why = view.all_silent
+                                ? config_.heartbeat.peer_node + " is silent on every heartbeat path"
+                                : "no heartbeat from " + config_.heartbeat.peer_node +
+                                      " on the path to its stream address for the timeout";
+    host_.drop_silent_backups(silent, why);
+}
+
+void FailoverController::reprotect_returned_peer(const PeerView &view)
+{
+    if (!config_.reprotect_automatic || view.all_silent || !view.last || !host_.unprotected_actives)
+        return;
+    for (const auto &guest : host_.unprotected_actives()) {
+        bool peer_holds = false;
+        for (const auto &g : view.last->guests())
+            peer_holds = peer_holds || (g.name() == guest && (g.role() == "primary" || g.role() == "activated"));
+        if (peer_holds)
+            continue; // never two protections of one guest: the operator must sort this out
+        const auto now = Clock::now();
+        if (now < next_reprotect_try_[guest])
+            continue;
+        next_reprotect_try_[guest] = now + kFenceRetry;
+        try {
+            host_.reprotect(guest);
+            events_.add(guest, "reprotect",
+                        config_.heartbeat.peer_node + " is back and runs no copy: it becomes the backup after a "
+                                                      "full resync (reprotect = auto)");
+        } catch (const std::exception &e) {
+            events_.add(guest, "reprotect_failed", std::string(e.what()) + " (tried again in 5 s)");
+        }
+    }
+}
+
 void FailoverController::tick()
 {
     std::lock_guard lock(mutex_);
@@ -172,7 +274,13 @@ void FailoverController::tick()
                         (peer_alive ? " is heard again" : " is silent on every heartbeat path"));
     peer_was_alive_ = peer_alive;
     const auto g = guard();
-    const bool witness_ok = witness_ && witness_->reachable();
+    const bool uplink_lost = uplink_down();
+    if (config_.track_interface && uplink_lost != uplink_was_down_)
+        events_.add("", uplink_lost ? "uplink_down" : "uplink_up",
+                    "the tracked client-facing interface " + *config_.track_interface + " is " +
+                        (uplink_lost ? "down" : "up again"));
+    uplink_was_down_ = uplink_lost;
+    const bool witness_ok = witness_ && witness_->reachable() && !uplink_lost;
 
     for (const auto &guest : host_.standbys()) {
         TakeoverInput in;
@@ -182,6 +290,7 @@ void FailoverController::tick()
         in.peer_silent_s = view.silent_s;
         in.peer_relinquished = view.last && names_role(*view.last, guest, "relinquished");
         in.witness_reachable = witness_ok;
+        in.peer_process_died = process_died(view, guest);
         const auto verdict = judge_takeover(g, in);
         if (verdict.action == Verdict::wait) {
             last_refusal_.erase(guest);
@@ -193,17 +302,7 @@ void FailoverController::tick()
             last_refusal_[guest] = verdict.reason;
             continue;
         }
-        if (!fence(guest))
-            continue;
-        events_.add(guest, "takeover", verdict.reason);
-        try {
-            host_.take_over(guest);
-        } catch (const std::exception &e) {
-            events_.add(guest, "takeover_failed", e.what());
-            continue;
-        }
-        schedule_announcements(guest);
-        heartbeat_->send_now(); // the peer learns at once that the guest runs here
+        take_over(guest, verdict.reason, view.silent_s);
     }
 
     for (const auto &guest : host_.protected_primaries()) {
@@ -211,13 +310,15 @@ void FailoverController::tick()
         in.protected_ = true;
         in.witness_reachable = witness_ok;
         in.witness_silent_s = witness_ ? witness_->silent_s() : 0;
+        in.uplink_down = uplink_lost;
         in.peer_alive = peer_alive;
         in.peer_witness_reachable = view.last && view.last->witness_reachable();
         if (!should_hand_over(g, in))
             continue;
         events_.add(guest, "handover",
-                    "the witness " + *config_.witness + " does not answer this host while " +
-                        config_.heartbeat.peer_node + " reaches it: handing the guest over");
+                    (uplink_lost ? "the tracked uplink " + *config_.track_interface + " is down"
+                                 : "the witness " + *config_.witness + " does not answer this host") +
+                        " while " + config_.heartbeat.peer_node + " reaches the witness: handing the guest over");
         try {
             host_.hand_over(guest);
         } catch (const std::exception &e) {
@@ -226,6 +327,9 @@ void FailoverController::tick()
         }
         heartbeat_->send_now();
     }
+
+    reprotect_returned_peer(view);
+    drop_silent_backups(view);
 
     const auto now = Clock::now();
     for (auto it = announcements_.begin(); it != announcements_.end();) {
@@ -266,9 +370,37 @@ bool FailoverController::peer_runs(const std::string &guest) const
     if (!view.last)
         return false;
     for (const auto &g : view.last->guests())
-        if (g.name() == guest && g.role() != "standby")
+        if (g.name() == guest && (g.role() == "primary" || g.role() == "activated"))
             return true;
     return false;
+}
+
+bool FailoverController::peer_alive() const
+{
+    return !heartbeat_->peer().all_silent;
+}
+
+void FailoverController::play_dead(bool dead)
+{
+    heartbeat_->set_muted(dead);
+    if (!dead)
+        heartbeat_->send_now();
+}
+
+std::optional<proto::HeartbeatGuest> FailoverController::wait_peer_activated(const std::string &guest,
+                                                                            std::chrono::milliseconds timeout) const
+{
+    const auto until = Clock::now() + timeout;
+    for (;;) {
+        const auto view = heartbeat_->peer();
+        if (view.last)
+            for (const auto &g : view.last->guests())
+                if (g.name() == guest && g.role() == "activated")
+                    return g;
+        if (Clock::now() >= until)
+            return std::nullopt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
 }
 
 proto::PairStatus FailoverController::status() const
@@ -292,6 +424,10 @@ proto::PairStatus FailoverController::status() const
     s.set_witness_reachable(witness_ && witness_->reachable());
     s.set_peer_witness_reachable(view.last && view.last->witness_reachable());
     s.set_failover(g.automatic ? "auto" : "manual");
+    if (config_.track_interface) {
+        s.set_track_interface(*config_.track_interface);
+        s.set_uplink_down(uplink_down());
+    }
     return s;
 }
 

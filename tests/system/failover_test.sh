@@ -9,7 +9,13 @@
 #  2. the primary's client-facing link is cut: the primary hands the guest
 #     over, the backup takes over, the client's connection carries on;
 #  3. the primary daemon is SIGKILLed: the backup detects it and takes over,
-#     the connection carries on.
+#     the connection carries on; the old primary's daemon comes back, does
+#     not start the guest, and becomes the backup on command (full resync);
+#  4. `understudy drill` on the primary: it reports the takeover with the
+#     invariant held; with reprotect = auto the old primary becomes the
+#     backup by itself, and a drill the other way brings the guest back;
+#  5. the backup dies (SIGKILL): the primary's clients wait at most about one
+#     epoch longer, then the guest's output flows unbuffered.
 # In 2 and 3 the counter values the client received are consecutive (none
 # lost, none repeated: no reply ever came from a state the backup lacked);
 # the longest gap is printed. Needs root and KVM (exit 77 otherwise).
@@ -41,16 +47,31 @@ events_of() { pair_cli "$1" events 2>/dev/null; }
 
 start_pair() { pair_up "$prefix" "$work" "$bin" || { bad "the pair did not come up"; exit 1; }; }
 
-check_continuity() { # label
+# The longest gap a client may see across a failover with default settings.
+# Under full emulation (scripts/kvm-in-qemu sets UNDERSTUDY_EMULATED) every
+# step is 10-30 times slower, so there the bound is loose and says so.
+if [ -n "${UNDERSTUDY_EMULATED:-}" ]; then
+  gap_limit=6
+  echo "note: emulated VM: the 1 s gap bound is checked only on a real KVM host; here the bound is ${gap_limit} s"
+else
+  gap_limit=1
+fi
+
+check_continuity() { # label [failed-at]
   local r; r=$(client_report)
   echo "   client: $r"
   case "$r" in
     *"skipped=0 out_of_order=0"*) ok "$1: the client's counter values are consecutive across the failover" ;;
     *) bad "$1: the client saw values skipped or out of order" ;;
   esac
-  local gap; gap=$(echo "$r" | sed 's/.*longest_gap_s=\([0-9.]*\).*/\1/')
-  echo "   longest gap the client saw: ${gap} s"
-  awk -v g="$gap" 'BEGIN { exit !(g < 30) }' || bad "$1: the connection stalled for ${gap} s"
+  [ -n "${2:-}" ] || return 0
+  # From the last reply before the failure to the first one after it.
+  local gap; gap=$(awk -v k="$2" '$1 < k { t = $1 } $1 >= k && !d { printf "%.3f", $1 - t; d = 1 }' "$work/client.log")
+  if [ -n "$gap" ] && awk -v g="$gap" -v l="$gap_limit" 'BEGIN { exit !(g < l) }'; then
+    ok "$1: the client's longest gap across the failover was ${gap} s (< ${gap_limit} s)"
+  else
+    bad "$1: the client's gap across the failover was '${gap}' s (limit ${gap_limit} s)"
+  fi
 }
 
 # 1. The replication link only: no split brain.
@@ -77,6 +98,7 @@ events_of primary | grep -q "backup_lost" && ok "the primary's events record the
 ip -n "${prefix}pri" link set rep0 up
 pair_wait 60 pair_protected || bad "not re-protected after the replication link came back"
 sleep 1
+cut_at=$EPOCHREALTIME
 ip -n "${prefix}pri" link set up0 down
 if pair_wait 30 pair_backup_runs_guest; then
   ok "client side of the primary cut: the backup took the guest over"
@@ -88,13 +110,14 @@ events_of primary | grep -q " relinquished " && ok "the primary handed the guest
   bad "no relinquished event on the primary"
 events_of backup | grep -q " announced " && ok "the backup announced the guest with gratuitous ARPs" ||
   bad "no announced event on the backup"
-check_continuity "client-side cut"
+check_continuity "client-side cut" "$cut_at"
 client_stop
 echo "--- backup events"; events_of backup | tail -8
 
 # 3. The primary dies.
 start_pair
 sleep 1
+killed_at=$EPOCHREALTIME
 pair_kill primary
 if pair_wait 30 pair_backup_runs_guest; then
   ok "primary killed: the backup took over"
@@ -102,10 +125,72 @@ else
   bad "primary killed: no takeover"
 fi
 sleep 5
-check_continuity "primary killed"
+check_continuity "primary killed" "$killed_at"
 events_of backup | grep -q "silent on every path" && ok "the takeover's reason names the silent primary" ||
   bad "the takeover event lacks its reason"
-echo "--- backup events"; events_of backup | tail -8
+pair_start primary
+sleep 3
+events_of primary | grep -q "autostart_skipped" && ok "the old primary came back and did not start the guest" ||
+  bad "no autostart_skipped event on the restarted primary"
+pair_cli primary status --json | grep -q '"role": *"primary"' && bad "the restarted primary runs the guest"
+pair_cli backup protect demo --peer 10.98.0.1 >/dev/null
+if pair_wait 120 eval 'pair_cli backup status demo --json | grep -q "\"state\": *\"protected\""'; then
+  ok "re-protection on command: the old primary is the backup now"
+else
+  bad "re-protection on command failed: $(pair_cli backup status demo --json | tr -d '\n')"
+fi
+client_stop
+
+# 4. Drills, with automatic re-protection.
+PAIR_REPROTECT=auto start_pair
+drilled_at=$EPOCHREALTIME
+drill=$(pair_cli primary drill demo)
+rc=$?
+echo "$drill" | sed 's/^/   /'
+[ $rc -eq 0 ] && echo "$drill" | grep -q "^PASSED" && ok "drill: passed, the invariant held" ||
+  bad "drill: exit $rc"
+echo "$drill" | grep -Eq "detection +[0-9]+ ms" && ok "drill: the report gives detection and activation times" ||
+  bad "drill: no detection time in the report"
+sleep 3
+check_continuity "drill" "$drilled_at"
+if pair_wait 120 eval 'pair_cli backup status demo --json | grep -q "\"state\": *\"protected\""'; then
+  ok "reprotect = auto: the drilled primary became the backup by itself"
+else
+  bad "reprotect = auto did not re-protect: $(pair_cli backup status demo --json | tr -d '\n')"
+fi
+events_of backup | grep -q " reprotect " && ok "the re-protection is an event" || bad "no reprotect event"
+sleep 2
+back=$(pair_cli backup drill demo --json)
+echo "   $back"
+echo "$back" | grep -q '"invariant_held": *true' && pair_wait 10 eval 'pair_cli primary status demo --json | grep -q "\"role\": *\"activated\""' &&
+  ok "a drill the other way brings the guest back to the first host" || bad "the drill back failed"
+sleep 3
+check_continuity "two drills"
+echo "--- primary events"; events_of primary | tail -10
+client_stop
+
+# 5. The backup dies.
+start_pair
+sleep 2
+died_at=$EPOCHREALTIME
+pair_kill backup
+sleep 2
+gap=$(awk -v k="$died_at" '$1 < k { t = $1 } $1 >= k && !d { printf "%.3f", $1 - t; d = 1 }' "$work/client.log")
+# A reply every 100 ms; one held epoch (25 ms) more is what output commit may add.
+limit=$([ -n "${UNDERSTUDY_EMULATED:-}" ] && echo 2 || echo 0.3)
+awk -v g="${gap:-99}" -v l="$limit" 'BEGIN { exit !(g < l) }' &&
+  ok "backup killed: the client's gap was ${gap} s (< ${limit} s: no more than an epoch of extra delay)" ||
+  bad "backup killed: the client's gap was '${gap}' s (limit ${limit} s)"
+st=$(pair_cli primary status demo --json)
+passed1=$(echo "$st" | field passed_frames)
+sleep 1
+passed2=$(pair_cli primary status demo --json | field passed_frames)
+if echo "$st" | grep -q '"holding": *false' && [ "${passed2:-0}" -gt "${passed1:-0}" ]; then
+  ok "backup killed: the primary's output is no longer held ($passed1, then $passed2 frames passed straight out)"
+else
+  bad "backup killed: output still held: $st"
+fi
+check_continuity "backup killed"
 
 if [ $fail -ne 0 ]; then
   echo "--- primary log"; tail -30 "$work/primary.log"; echo "--- backup log"; tail -30 "$work/backup.log"

@@ -108,3 +108,34 @@ TEST_CASE("status renders as valid Prometheus text", "[metrics]")
         CHECK((line.rfind("# ", 0) == 0 || (line.find("} ") != std::string::npos && line.find('{') != std::string::npos)));
     }
 }
+
+TEST_CASE("[heartbeat] re-protection and uplink tracking are checked", "[config]")
+{
+    const std::string hb = "[heartbeat]\npeer_node = b\npaths = 10.0.0.2\nwitness = 10.0.0.1\n";
+    auto c = parse_daemon_config(base() + hb, "t.conf");
+    REQUIRE(c.failover);
+    CHECK_FALSE(c.failover->reprotect_automatic); // by default only on command
+    CHECK_FALSE(c.failover->track_interface);
+
+    c = parse_daemon_config(base() + hb + "reprotect = auto\npeer_stream = 10.1.0.2\ntrack_interface = eth1\n",
+                            "t.conf");
+    CHECK(c.failover->reprotect_automatic);
+    REQUIRE(c.failover->peer_stream);
+    CHECK(c.failover->peer_stream->port == kDefaultStreamPort);
+    CHECK(c.failover->track_interface == std::string("eth1"));
+
+    auto error_of = [&](const std::string &extra, const std::string &head = "") {
+        try {
+            (void)parse_daemon_config(base() + (head.empty() ? hb : head) + extra, "t.conf");
+        } catch (const ConfigError &e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    CHECK(error_of("reprotect = auto\n").find("needs peer_stream") != std::string::npos);
+    CHECK(error_of("reprotect = sometimes\n").find("is not auto or manual") != std::string::npos);
+    CHECK(error_of("track_interface = ../etc\n").find("not an interface name") != std::string::npos);
+    CHECK(error_of("track_interface = a-name-far-too-long\n").find("not an interface name") != std::string::npos);
+    CHECK(error_of("track_interface = eth1\n", "[heartbeat]\npeer_node = b\npaths = 10.0.0.2\n")
+              .find("needs a witness") != std::string::npos);
+}

@@ -72,6 +72,31 @@ TEST_CASE("a backup takes over only from a committed checkpoint, a silent primar
     CHECK(v.reason.find("UNGUARDED") != std::string::npos);
 }
 
+TEST_CASE("a primary whose process died is taken over after a few silent intervals, still guarded", "[guard]")
+{
+    GuardSettings guard{true, false, true, 1000ms, 100ms};
+    auto in = dead_primary();
+    in.peer_all_silent = false; // not yet the timeout on the paths
+    in.peer_silent_s = 0.35;
+    CHECK(judge_takeover(guard, in).action == Verdict::wait); // no sign of a dead process
+
+    in.peer_process_died = true;
+    auto v = judge_takeover(guard, in);
+    CHECK(v.action == Verdict::take_over);
+    CHECK(v.reason.find("understudyd died") != std::string::npos);
+
+    in.peer_silent_s = 0.15; // a closed stream alone is not enough: heartbeats must stop too
+    CHECK(judge_takeover(guard, in).action == Verdict::wait);
+
+    in.peer_silent_s = 0.35;
+    in.witness_reachable = false; // the witness rule still holds
+    CHECK(judge_takeover(guard, in).action == Verdict::refuse);
+
+    GuardSettings manual{true, false, false, 1000ms, 100ms};
+    in.witness_reachable = true;
+    CHECK(judge_takeover(manual, in).action == Verdict::refuse);
+}
+
 TEST_CASE("a handed-over guest is taken at once, if this host reaches the clients", "[guard]")
 {
     GuardSettings guard{true, false, true, 1000ms};
@@ -101,6 +126,12 @@ TEST_CASE("a primary hands over only when it lost the witness and its live backu
     CHECK_FALSE(should_hand_over(guard, h));
     h = in;
     h.protected_ = false; // the backup has nothing to start from
+    CHECK_FALSE(should_hand_over(guard, h));
+    h = in;
+    h.witness_silent_s = 0.1;
+    h.uplink_down = true; // the tracked uplink is down: no need to wait for the timeout
+    CHECK(should_hand_over(guard, h));
+    h.peer_witness_reachable = false; // but still only to a backup that reaches the clients
     CHECK_FALSE(should_hand_over(guard, h));
     CHECK_FALSE(should_hand_over(GuardSettings{false, false, true, 1000ms}, in)); // no witness: no such rule
 }

@@ -101,6 +101,29 @@ TEST_CASE("losing the backup releases what is held and stops holding", "[output]
     CHECK_FALSE(buffer.status().holding);
 }
 
+TEST_CASE("a cut-off buffer (drill crash) loses what is held and sends nothing more, counted", "[output]")
+{
+    Wire wire;
+    OutputBuffer buffer({}, wire.transmit());
+    buffer.on_pause(Epoch{1});
+    send(buffer, "acked");
+    buffer.on_pause(Epoch{2});
+    buffer.on_commit(Epoch{2});
+    send(buffer, "unacked");
+    buffer.on_pause(Epoch{3});
+    send(buffer, "open");
+    buffer.cut_off();
+    send(buffer, "after");
+    buffer.on_commit(Epoch{3}); // an ack that arrives after the crash
+    buffer.on_unprotected();    // and the replication stopping
+    CHECK(wire.seen() == std::vector<std::string>{"acked"});
+    auto s = buffer.status();
+    CHECK(s.discarded_frames == 3);
+    CHECK(s.released_epoch == 2);
+    CHECK(s.held_frames == 0);
+    CHECK(s.cut_off);
+}
+
 TEST_CASE("a full buffer drops by its policy and counts every frame it drops", "[output]")
 {
     Wire wire;
