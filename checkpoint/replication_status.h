@@ -18,6 +18,14 @@ enum class ProtectionState {
 
 [[nodiscard]] const char *state_name(ProtectionState state) noexcept;
 
+// One checkpoint epoch's pause and ack on the wall clock, for tests and
+// audits that compare them with a capture of the guest's output.
+struct EpochAck {
+    std::uint64_t epoch = 0;
+    std::uint64_t paused_unix_ns = 0; // the pause that ended the epoch began
+    std::uint64_t acked_unix_ns = 0;  // its ack arrived (before its output was released)
+};
+
 struct ReplicationStatus {
     ProtectionState state = ProtectionState::connecting;
     std::string peer;

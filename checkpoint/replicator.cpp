@@ -11,10 +11,18 @@ namespace understudy {
 namespace {
 
 constexpr std::size_t kPauseSamples = 1024;
+constexpr std::size_t kEpochAckRecords = 8192;
 constexpr std::uint32_t kDiskChunkSectors = 2048; // 1 MiB per initial-sync write
 constexpr std::size_t kDiskChunksPerEpoch = 4;
 
 using Clock = std::chrono::steady_clock;
+
+std::uint64_t unix_now_ns()
+{
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
 
 std::uint64_t percentile(std::vector<std::uint64_t> samples, double p)
 {
@@ -106,6 +114,12 @@ void Replicator::halt(const std::string &reason)
     std::lock_guard lock(mutex_);
     status_.state = ProtectionState::stopped;
     status_.last_error = reason;
+}
+
+std::vector<EpochAck> Replicator::epoch_acks() const
+{
+    std::lock_guard lock(mutex_);
+    return {epoch_acks_.begin(), epoch_acks_.end()};
 }
 
 void Replicator::drop_backup(const std::string &why)
@@ -240,6 +254,7 @@ void Replicator::checkpoint(std::uint64_t session, bool freeze)
     const Epoch epoch = buffer.epoch;
 
     // Paused from here: copies only, no allocation, no I/O to the backup.
+    buffer.paused_unix_ns = unix_now_ns();
     const auto paused_at = Clock::now();
     guest_.pause();
     try {
@@ -494,6 +509,9 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             status_.page_bytes += s.counters.page_bytes;
             status_.payload_bytes += s.counters.payload_bytes;
             if (checkpoint) {
+                if (epoch_acks_.size() == kEpochAckRecords)
+                    epoch_acks_.pop_front();
+                epoch_acks_.push_back({epoch.value, oldest->paused_unix_ns, unix_now_ns()});
                 status_.acked_epoch = epoch.value;
                 status_.state = ProtectionState::protected_;
                 ++status_.checkpoints;

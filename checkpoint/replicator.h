@@ -72,6 +72,8 @@ class Replicator {
     void drop_backup(const std::string &why);
 
     [[nodiscard]] ReplicationStatus status() const;
+    // The most recent checkpoints' pause and ack times (up to 8192), oldest first.
+    [[nodiscard]] std::vector<EpochAck> epoch_acks() const;
     // Waits until the backup committed a checkpoint epoch >= `epoch`.
     bool wait_acked(Epoch epoch, std::chrono::milliseconds timeout) const;
     // Waits until protected (a checkpoint committed on the backup).
@@ -137,6 +139,7 @@ class Replicator {
     ReplicationStatus status_;
     std::chrono::steady_clock::time_point last_ack_{};
     std::vector<std::uint64_t> pause_samples_us_; // ring of recent pause times
+    std::deque<EpochAck> epoch_acks_;             // recent checkpoints, oldest first
     std::size_t pause_next_ = 0;
     std::uint64_t dirty_total_ = 0;
     double ack_latency_total_ms_ = 0;

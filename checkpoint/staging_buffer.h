@@ -37,6 +37,7 @@ class StagingBuffer {
     proto::DeviceState devices;
     EpochDiskWrites disk;
     std::chrono::nanoseconds pause_time{0};
+    std::uint64_t paused_unix_ns = 0; // when the pause began (wall clock)
 
   private:
     std::uint64_t capacity_;

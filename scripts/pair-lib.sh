@@ -76,9 +76,10 @@ pair_cli() { # node args...: understudy against that node's daemon
   UNDERSTUDY_SOCKET=$PAIR_WORK/$node/control.sock ip netns exec "$(pair_ns "$node")" "$PAIR_BIN/understudy" "$@"
 }
 
-pair_wait() { # seconds command...: true once the command succeeds
+pair_wait() { # seconds command...: true once the command succeeds (by the clock: a command may be slow)
   local secs=$1; shift
-  for _ in $(seq $((secs * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  local until=$((SECONDS + secs))
+  while [ "$SECONDS" -lt "$until" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   return 1
 }
 

@@ -44,7 +44,8 @@ std::string age_text(double seconds)
 std::string table(const proto::StatusReply &s)
 {
     std::ostringstream out;
-    out << "understudyd on " << s.node() << (s.insecure() ? "  (INSECURE replication: benchmarks only)" : "") << "\n";
+    out << "understudyd on " << s.node() << (s.insecure() ? "  (INSECURE replication: benchmarks only)" : "")
+        << "  (plug qdisc " << (s.plug_qdisc() ? "available" : "not available") << ")\n";
     auto row = [&](std::initializer_list<std::pair<std::string, int>> cells) {
         for (auto &[text, width] : cells)
             out << std::left << std::setw(width) << text << ' ';

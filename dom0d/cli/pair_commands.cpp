@@ -26,6 +26,24 @@ std::string local_time(std::uint64_t unix_ns)
     return out.str();
 }
 
+// One message as a JSON object on one line, with the .proto field names.
+std::string json_line(const google::protobuf::Message &m)
+{
+    std::string text;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(m, &text, options);
+    return text;
+}
+
+// "1795590098.273241123": exact, and what `tcpdump -tt` prints.
+std::string unix_seconds(std::uint64_t ns)
+{
+    std::ostringstream out;
+    out << ns / 1'000'000'000 << '.' << std::setw(9) << std::setfill('0') << ns % 1'000'000'000;
+    return out.str();
+}
+
 } // namespace
 
 int events_command(const std::string &program, const std::vector<std::string> &args)
@@ -35,14 +53,18 @@ int events_command(const std::string &program, const std::vector<std::string> &a
     o.add_options()
         ("help,h", "show this help and exit")
         ("json", "print one JSON object per event")
-        ("follow,f", "keep printing new events until interrupted");
+        ("follow,f", "keep printing new events until interrupted")
+        ("epochs", po::value<std::string>()->value_name("GUEST"),
+         "instead: GUEST's recent checkpoints (up to 8192), one per line: epoch, when its pause began "
+         "and when its ack arrived (Unix seconds), oldest first");
     // clang-format on
     add_socket_option(o);
     Parsed parsed;
     if (!parse(program, "events", args, o, {}, parsed))
         return 2;
     if (parsed.help) {
-        std::cout << "Usage: " << program << " events [--json] [--follow]\n\n"
+        std::cout << "Usage: " << program << " events [--json] [--follow]\n"
+                  << "       " << program << " events --epochs GUEST [--json]\n\n"
                   << "Prints this host's pair transitions, oldest first, each with its reason: protection\n"
                   << "started or lost, the peer silent or heard again, takeovers and why one was refused,\n"
                   << "fencing, activation, gratuitous ARPs, hand-overs.\n\n"
@@ -51,6 +73,25 @@ int events_command(const std::string &program, const std::vector<std::string> &a
     }
     const bool json = parsed.vm.count("json") > 0, follow = parsed.vm.count("follow") > 0;
     proto::ControlRequest r;
+    if (parsed.vm.count("epochs")) {
+        if (follow) {
+            std::cerr << program << " events: --epochs and --follow do not go together\n";
+            return 2;
+        }
+        r.mutable_events()->set_epochs_of(parsed.vm["epochs"].as<std::string>());
+        proto::ControlResponse response;
+        if (int rc = send(program, "events", parsed.vm["socket"].as<std::string>(), r, &response); rc != 0)
+            return rc;
+        for (const auto &a : response.events().epoch_acks()) {
+            if (json) {
+                std::cout << json_line(a) << "\n";
+            } else {
+                std::cout << a.epoch() << ' ' << unix_seconds(a.paused_unix_ns()) << ' ' << unix_seconds(a.acked_unix_ns())
+                          << "\n";
+            }
+        }
+        return 0;
+    }
     std::uint64_t after = 0;
     for (;;) {
         r.mutable_events()->set_after(after);
@@ -60,11 +101,7 @@ int events_command(const std::string &program, const std::vector<std::string> &a
         for (const auto &e : response.events().events()) {
             after = e.id();
             if (json) {
-                std::string text;
-                google::protobuf::util::JsonPrintOptions options;
-                options.preserve_proto_field_names = true;
-                (void)google::protobuf::util::MessageToJsonString(e, &text, options);
-                std::cout << text << "\n";
+                std::cout << json_line(e) << "\n";
             } else {
                 std::cout << local_time(e.unix_ns()) << "  " << std::left << std::setw(17) << e.kind() << ' '
                           << std::setw(10) << (e.guest().empty() ? "-" : e.guest()) << ' ' << e.reason() << "\n";

@@ -8,6 +8,7 @@
 #include "checkpoint/kvm/kvm_standby.h"
 #include "checkpoint/stream/sha256.h"
 #include "checkpoint/stream/socket_link.h"
+#include "netbuffer_qdisc/plug_qdisc.h"
 
 namespace understudy::daemon {
 
@@ -64,6 +65,10 @@ void Daemon::start()
     if (config_.insecure)
         log_("WARNING: replication is INSECURE (insecure = yes): any host that can reach this one can open a "
              "stream and write guest state. Use this for benchmarks only.");
+    plug_qdisc_ = kernel_has_plug(&plug_qdisc_detail_);
+    log_(std::string("output commit: kvm guests hold their output in the VMM; host interfaces can use tap redirect "
+                     "(scripts/netbuf-setup); plug qdisc: ") +
+         (plug_qdisc_ ? "available" : "not available: " + plug_qdisc_detail_));
     if (config_.failover)
         start_failover(); // first: a guest the peer runs must not start here too
     for (const auto &g : config_.guests) {
@@ -333,6 +338,8 @@ proto::StatusReply Daemon::status(const std::string &only) const
     proto::StatusReply reply;
     reply.set_node(config_.node);
     reply.set_insecure(config_.insecure);
+    reply.set_plug_qdisc(plug_qdisc_);
+    reply.set_plug_qdisc_detail(plug_qdisc_detail_);
     if (failover_)
         *reply.mutable_pair() = failover_->status();
     for (const auto &[kind, n] : events_.counts())
@@ -454,7 +461,21 @@ proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
             return success(activate(request.activate().guest()));
         case proto::ControlRequest::kEvents: {
             auto r = success("");
-            *r.mutable_events() = events_.since(request.events().after());
+            const auto &guest = request.events().epochs_of();
+            if (guest.empty()) {
+                *r.mutable_events() = events_.since(request.events().after());
+                return r;
+            }
+            std::lock_guard lock(mutex_);
+            auto it = guests_.find(guest);
+            if (it == guests_.end() || !it->second.replicator)
+                return failure("guest " + guest + " is not protected on " + config_.node);
+            for (const auto &a : it->second.replicator->epoch_acks()) {
+                auto *e = r.mutable_events()->add_epoch_acks();
+                e->set_epoch(a.epoch);
+                e->set_paused_unix_ns(a.paused_unix_ns);
+                e->set_acked_unix_ns(a.acked_unix_ns);
+            }
             return r;
         }
         case proto::ControlRequest::kFailover: {

@@ -78,6 +78,8 @@ class Daemon {
     EventLog events_;
     std::unique_ptr<FailoverController> failover_;
     std::shared_ptr<TlsContext> client_tls_;
+    bool plug_qdisc_ = false;        // the kernel has sch_plug (detected at start)
+    std::string plug_qdisc_detail_;
 };
 
 } // namespace understudy::daemon

@@ -80,6 +80,7 @@ FailoverController::FailoverController(FailoverConfig config, Host host, EventLo
                 if (g.role() == "activated" && it != takeovers_.end()) {
                     g.set_detection_ms(it->second.detection_ms);
                     g.set_activation_ms(it->second.activation_ms);
+                    g.set_takeover_timed(true);
                 }
             }
         },
@@ -390,15 +391,28 @@ void FailoverController::play_dead(bool dead)
 std::optional<proto::HeartbeatGuest> FailoverController::wait_peer_activated(const std::string &guest,
                                                                             std::chrono::milliseconds timeout) const
 {
+    // The first heartbeat after the activation may come before the takeover
+    // was timed; a guest activated by hand is never timed.
     const auto until = Clock::now() + timeout;
+    std::optional<proto::HeartbeatGuest> untimed;
+    Clock::time_point first_seen{};
     for (;;) {
         const auto view = heartbeat_->peer();
         if (view.last)
-            for (const auto &g : view.last->guests())
-                if (g.name() == guest && g.role() == "activated")
+            for (const auto &g : view.last->guests()) {
+                if (g.name() != guest || g.role() != "activated")
+                    continue;
+                if (g.takeover_timed())
                     return g;
-        if (Clock::now() >= until)
-            return std::nullopt;
+                if (!untimed)
+                    first_seen = Clock::now();
+                untimed = g;
+            }
+        const auto now = Clock::now();
+        if (untimed && now - first_seen > std::chrono::seconds(2))
+            return untimed;
+        if (now >= until)
+            return untimed;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
