@@ -4,9 +4,11 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <cstring>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 
@@ -118,8 +120,22 @@ std::vector<std::uint8_t> read_psk_file(const std::filesystem::path &path)
     return key;
 }
 
+// OpenSSL writes to the socket with write(2): a peer that closed the link
+// would raise SIGPIPE and kill the process instead of failing the write.
+// Unless the program chose its own handling, a closed link is an error.
+static void ignore_sigpipe_unless_handled()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction current {};
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+            ::signal(SIGPIPE, SIG_IGN);
+    });
+}
+
 TlsContext::TlsContext(const TlsSettings &settings, Role role) : role_(role)
 {
+    ignore_sigpipe_unless_handled();
     ctx_ = SSL_CTX_new(role == Role::client ? TLS_client_method() : TLS_server_method());
     if (!ctx_)
         throw LinkError("create TLS context: " + openssl_errors());
