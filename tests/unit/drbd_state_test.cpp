@@ -1,13 +1,17 @@
 // Reading DRBD's state from its tools' real output (tests/fixtures/drbd, with
 // where each recording comes from in SOURCES.md): status --json including the
 // `nan` drbd-utils prints, events2 in its plain, --diff, --timestamps and
-// --statistics forms, DRBD 8.3's /proc/drbd with protocol D, and the verdict
-// on whether a disk is replicated (StandAlone named as a possible split brain).
+// --statistics forms, DRBD 8.3's /proc/drbd with protocol D, the verdict
+// on whether a disk is replicated (StandAlone named as a possible split brain),
+// and probing through drbdsetup, replayed by tests/support/fake-drbdsetup (a
+// test double: these machines have no DRBD kernel module).
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "drbd/drbd_probe.h"
 #include "drbd/drbd_state.h"
 
 using namespace understudy::drbd;
@@ -162,4 +166,61 @@ TEST_CASE("/proc/drbd of DRBD 8.3 (Remus, protocol D)", "[drbd]")
     CHECK(p.minors[0].peer_disk == "UpToDate");
     CHECK(p.minors[0].protocol == 'D');
     CHECK_THROWS_WITH(parse_proc_drbd("hello"), Catch::Contains("no version line"));
+}
+
+// ---- probing through drbdsetup (a test double replays recorded outputs) ----
+
+namespace {
+
+const std::string kFake = std::string(UNDERSTUDY_SOURCE_DIR) + "/tests/support/fake-drbdsetup";
+std::string fixture_path(const std::string &name)
+{
+    return std::string(UNDERSTUDY_SOURCE_DIR) + "/tests/fixtures/drbd/" + name;
+}
+
+struct FakeDrbd {
+    FakeDrbd(const std::string &status, const std::string &show)
+    {
+        setenv("FAKE_DRBD_STATUS", fixture_path(status).c_str(), 1);
+        setenv("FAKE_DRBD_SHOW", fixture_path(show).c_str(), 1);
+        unsetenv("FAKE_DRBD_FAIL");
+    }
+    ~FakeDrbd()
+    {
+        unsetenv("FAKE_DRBD_STATUS");
+        unsetenv("FAKE_DRBD_SHOW");
+        unsetenv("FAKE_DRBD_FAIL");
+    }
+};
+
+} // namespace
+
+TEST_CASE("the replication protocol comes from drbdsetup show; D is Remus's checkpoint protocol", "[drbd]")
+{
+    CHECK(parse_show_protocol(fixture("drbdsetup_show_8.3_protocol_C.txt")) == 'C');
+    CHECK(parse_show_protocol(fixture("drbdsetup_show_9_standalone_connected.txt")) == 'C'); // DRBD's default
+    CHECK(parse_show_protocol(fixture("remus_global_common.conf.protoD")) == 'D');
+    CHECK(parse_show_protocol("net { verify-alg \"md5\"; protocolX; }") == 'C');
+}
+
+TEST_CASE("probing a resource: its state, its protocol and what that means after a failover", "[drbd]")
+{
+    FakeDrbd fake("status_json_two_resources_quorum.json", "drbdsetup_show_9_standalone_connected.txt");
+    auto p = probe_resource("1-single-0", kFake);
+    CHECK(p.verdict.replicated);
+    CHECK(p.protocol == 'C');
+    CHECK_FALSE(p.checkpoint_barriers);
+    CHECK(p.consistency.find("up to one epoch ahead of memory") != std::string::npos);
+
+    setenv("FAKE_DRBD_SHOW", fixture_path("remus_global_common.conf.protoD").c_str(), 1);
+    p = probe_resource("1-single-0", kFake);
+    CHECK(p.checkpoint_barriers);
+    CHECK(p.consistency.find("committed with each checkpoint") != std::string::npos);
+
+    CHECK_THROWS_WITH(probe_resource("r9", kFake), Catch::Contains("does not list resource r9"));
+    setenv("FAKE_DRBD_FAIL", "r9: No such resource", 1);
+    CHECK_THROWS_WITH(probe_resource("r9", kFake), Catch::Contains("exited 10: r9: No such resource"));
+    CHECK_THROWS_WITH(probe_resource("r0", "/nonexistent/drbdsetup"), Catch::Contains("is drbd-utils installed"));
+    CHECK_THROWS_WITH(probe_resource("--all", kFake), Catch::Contains("is not a DRBD resource name"));
+    CHECK_THROWS_WITH(probe_resource("a b", kFake), Catch::Contains("is not a DRBD resource name"));
 }
