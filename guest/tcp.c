@@ -307,8 +307,7 @@ static void tcp_input(const struct ipv4_packet *pkt)
         if (fin) {
             c->rcv_nxt++;
             if (c->state == ESTABLISHED) {
-                c->state = CLOSE_WAIT;
-                c->fin_queued = 1;
+                c->state = CLOSE_WAIT; /* our FIN follows once what they asked is answered */
             } else if (c->state == FIN_WAIT_2 || c->state == FIN_WAIT_1) {
                 c->state = TIME_WAIT;
                 c->rto_at = now + TIME_WAIT_NS;
@@ -316,6 +315,10 @@ static void tcp_input(const struct ipv4_packet *pkt)
         }
         if (c->state == ESTABLISHED || c->state == CLOSE_WAIT)
             run_app(c);
+        /* After run_app: requests that came with the FIN (a retransmission
+         * often carries both) are answered before we close. */
+        if (c->state == CLOSE_WAIT)
+            c->fin_queued = 1;
         if (c->state == TIME_WAIT) {
             send_ack(c);
             return;
