@@ -26,6 +26,9 @@ class Guest {
     virtual void resume() = 0;
 
     virtual void enable_dirty_log() = 0;
+    // Ends dirty logging when replication stops for good (a backend whose
+    // log costs the guest something, like Xen's log-dirty, turns it off).
+    virtual void disable_dirty_log() {}
     // ORs every page written since the previous harvest (by the guest or by the
     // device model on its behalf) into `into`, and clears the log.
     // Precondition: paused, or the result is only a lower bound.

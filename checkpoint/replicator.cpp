@@ -92,8 +92,18 @@ void Replicator::stop(const std::string &reason)
     if (sender_.joinable())
         sender_.join();
     guest_.stop_disk_log();
+    end_dirty_log();
     std::lock_guard lock(mutex_);
     status_.state = ProtectionState::stopped;
+}
+
+void Replicator::end_dirty_log()
+{
+    try {
+        guest_.disable_dirty_log();
+    } catch (const std::exception &e) {
+        log("guest " + guest_.name() + ": " + e.what());
+    }
 }
 
 void Replicator::halt(const std::string &reason)
@@ -150,6 +160,7 @@ void Replicator::checkpoint_thread()
         } catch (const SessionLost &) {
         } catch (const std::exception &e) {
             log("guest " + guest_.name() + ": checkpoint failed: " + e.what() + "; replication stops");
+            end_dirty_log();
             std::lock_guard lock(mutex_);
             status_.last_error = e.what();
             stopping_ = true;
@@ -273,7 +284,11 @@ void Replicator::checkpoint(std::uint64_t session, bool freeze)
         buffer.devices = guest_.save_devices();
         buffer.has_state = true;
     } catch (...) {
-        guest_.resume();
+        try {
+            guest_.resume();
+        } catch (const std::exception &e) {
+            log("guest " + guest_.name() + ": resuming after a failed checkpoint failed too: " + e.what());
+        }
         throw;
     }
     if (!freeze) {

@@ -107,6 +107,7 @@ class Replicator {
     void serve_session(Link &link, RecordWriter &writer, RecordReader &reader,
                        const PageCodecSettings &codec);
     void lose_session(const std::string &why);
+    void end_dirty_log(); // disables the guest's dirty log; a failure is logged
     void log(const std::string &line) const;
 
     Guest &guest_;

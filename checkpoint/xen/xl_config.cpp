@@ -118,6 +118,15 @@ XlConfig parse_xl_config(const std::string &text, const std::string &source)
     if (xlu_cfg_get_bounded_long(cfg.get(), "vcpus", 1, 4096, &n, 1) == 0)
         c.vcpus = static_cast<unsigned>(n);
 
+    c.kernel = optional_string(cfg.get(), "kernel");
+    c.ramdisk = optional_string(cfg.get(), "ramdisk");
+    c.cmdline = optional_string(cfg.get(), "cmdline");
+    if (c.cmdline.empty()) {
+        auto root = optional_string(cfg.get(), "root");
+        auto extra = optional_string(cfg.get(), "extra");
+        c.cmdline = root.empty() ? extra : "root=" + root + (extra.empty() ? "" : " " + extra);
+    }
+
     XLU_ConfigList *list = nullptr;
     int count = 0;
     if (xlu_cfg_get_list(cfg.get(), "vif", &list, &count, 1) == 0)

@@ -40,6 +40,9 @@ struct XlConfig {
     std::uint64_t memory_mib = 0;
     std::uint64_t maxmem_mib = 0; // 0: as memory
     unsigned vcpus = 1;
+    std::string kernel;   // PV/PVH direct boot
+    std::string ramdisk;
+    std::string cmdline;  // cmdline, or root + extra as xl joins them
     std::vector<XlNic> nics;
     std::vector<XlDisk> disks;
 };

@@ -1,0 +1,284 @@
+#include "checkpoint/xen/xen_guest.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+
+extern "C" {
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+#include <xen/hvm/params.h>
+}
+
+namespace understudy::xen {
+
+namespace {
+
+constexpr std::uint64_t kMapChunkPages = 32768; // 128 MiB per foreign mapping
+constexpr std::size_t kBatchPages = 1024;       // per-batch mode
+
+constexpr std::uint32_t kCarriedParams[] = {
+    HVM_PARAM_STORE_PFN,         HVM_PARAM_IOREQ_PFN,           HVM_PARAM_BUFIOREQ_PFN,
+    HVM_PARAM_PAGING_RING_PFN,   HVM_PARAM_MONITOR_RING_PFN,    HVM_PARAM_SHARING_RING_PFN,
+    HVM_PARAM_VM86_TSS_SIZED,    HVM_PARAM_CONSOLE_PFN,         HVM_PARAM_ACPI_IOPORTS_LOCATION,
+    HVM_PARAM_VIRIDIAN,          HVM_PARAM_IDENT_PT,            HVM_PARAM_VM_GENERATION_ID_ADDR,
+    HVM_PARAM_IOREQ_SERVER_PFN,  HVM_PARAM_NR_IOREQ_SERVER_PAGES, HVM_PARAM_X87_FIP_WIDTH,
+    HVM_PARAM_MCA_CAP,
+};
+
+std::uint64_t bitmap_bytes(std::uint64_t pages)
+{
+    return (pages + 63) / 64 * 8;
+}
+
+} // namespace
+
+std::span<const std::uint32_t> carried_hvm_params()
+{
+    return kCarriedParams;
+}
+
+XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid)
+    : xen_(std::move(xen)), facts_(describe_domain(*xen_, domid))
+{
+    if (facts_.type == "pv")
+        throw XenError("domain " + facts_.name + " is a PV guest: its page tables hold machine frame numbers of "
+                       "this host, which understudy does not yet rewrite for the backup (Xen does it in "
+                       "xg_sr_save_x86_pv.c); protect HVM or PVH guests (type = \"hvm\" or \"pvh\" in xl.cfg)",
+                       EOPNOTSUPP);
+    if (facts_.type != "hvm" && facts_.type != "pvh")
+        throw XenError("domain " + facts_.name + " has a domain type understudy does not know", EOPNOTSUPP);
+}
+
+XenGuest::~XenGuest()
+{
+    try {
+        disable_dirty_log();
+    } catch (const std::exception &e) {
+        xen_->log("domain " + facts_.name + ": " + e.what());
+    }
+    unmap_all();
+    if (paused_by_us_ && xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
+        xen_->log("domain " + facts_.name + ": xc_domain_unpause failed: " + std::strerror(errno));
+}
+
+void XenGuest::pause()
+{
+    if (xc_domain_pause(xen_->xc(), facts_.domid) != 0)
+        throw_xen_error("xc_domain_pause", facts_.domid, errno);
+    paused_by_us_ = true;
+}
+
+void XenGuest::resume()
+{
+    if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
+        throw_xen_error("xc_domain_unpause", facts_.domid, errno);
+    paused_by_us_ = false;
+}
+
+void XenGuest::enable_dirty_log()
+{
+    if (!bitmap_buffer_) {
+        bitmap_buffer_ = std::make_unique<xc_hypercall_buffer>();
+        *bitmap_buffer_ = xc_hypercall_buffer{};
+        bitmap_buffer_->ubuf = reinterpret_cast<void *>(-1); // no bounce buffer: Xen writes it directly
+        bitmap_pages_ = (bitmap_bytes(facts_.pages) + kPageSize - 1) / kPageSize;
+        bitmap_ = xc__hypercall_buffer_alloc_pages(xen_->xc(), bitmap_buffer_.get(), static_cast<int>(bitmap_pages_));
+        if (!bitmap_) {
+            bitmap_buffer_.reset();
+            throw_xen_error("xc_hypercall_buffer_alloc_pages (dirty bitmap)", facts_.domid, errno ? errno : ENOMEM);
+        }
+    }
+    if (log_dirty_) {
+        // A new session (after losing the backup): start from a clean log.
+        xc_shadow_op_stats_t stats{};
+        if (xc_logdirty_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_CLEAN, bitmap_buffer_.get(),
+                                facts_.pages, 0, &stats) < 0)
+            throw_xen_error("xc_logdirty_control(CLEAN)", facts_.domid, errno);
+    } else {
+        if (xc_shadow_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0) != 0) {
+            const int first = errno;
+            if (first == EPERM || first == ESRCH || first == ENOMEM)
+                throw_xen_error("xc_shadow_control(ENABLE_LOGDIRTY)", facts_.domid, first);
+            // Log-dirty may already be on for video RAM tracking: turn it
+            // off and take it over.
+            xen_->log("domain " + facts_.name + ": enabling log-dirty failed (" + std::strerror(first) +
+                      "); turning it off and enabling it again");
+            if (xc_shadow_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_OFF, nullptr, 0) != 0 ||
+                xc_shadow_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0) != 0)
+                throw_xen_error("xc_shadow_control(ENABLE_LOGDIRTY)", facts_.domid, errno);
+        }
+        log_dirty_ = true;
+    }
+    if (mappings_.empty() && !per_batch_)
+        map_all();
+}
+
+void XenGuest::disable_dirty_log()
+{
+    if (log_dirty_) {
+        log_dirty_ = false; // even if OFF fails: the domain is gone, or Xen refuses and says why
+        if (xc_shadow_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_OFF, nullptr, 0) != 0 && errno != ESRCH)
+            throw_xen_error("xc_shadow_control(OFF)", facts_.domid, errno);
+    }
+    free_bitmap();
+}
+
+void XenGuest::free_bitmap() noexcept
+{
+    if (bitmap_buffer_ && bitmap_)
+        xc__hypercall_buffer_free_pages(xen_->xc(), bitmap_buffer_.get(), static_cast<int>(bitmap_pages_));
+    bitmap_ = nullptr;
+    bitmap_buffer_.reset();
+}
+
+void XenGuest::harvest_dirty(DirtyBitmap &into)
+{
+    if (!log_dirty_)
+        throw XenError("domain " + facts_.name + ": dirty pages asked for while log-dirty is off", EINVAL);
+    xc_shadow_op_stats_t stats{};
+    const long long got = xc_logdirty_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+                                              bitmap_buffer_.get(), facts_.pages, 0, &stats);
+    if (got < 0)
+        throw_xen_error("xc_logdirty_control(CLEAN)", facts_.domid, errno);
+    into.or_words({static_cast<const std::uint64_t *>(bitmap_), bitmap_bytes(facts_.pages) / 8});
+}
+
+void XenGuest::map_all()
+{
+    std::uint64_t holes = 0;
+    for (std::uint64_t first = 0; first < facts_.pages; first += kMapChunkPages) {
+        Mapping m;
+        m.first = first;
+        m.count = std::min(kMapChunkPages, facts_.pages - first);
+        std::vector<xen_pfn_t> pfns(m.count);
+        for (std::uint64_t i = 0; i < m.count; ++i)
+            pfns[i] = first + i;
+        m.err.assign(m.count, 0);
+        m.base = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, m.count, pfns.data(), m.err.data());
+        if (!m.base) {
+            const int error = errno;
+            unmap_all();
+            if (error == ESRCH || error == EPERM)
+                throw_xen_error("xenforeignmemory_map", facts_.domid, error);
+            per_batch_ = true;
+            xen_->log("domain " + facts_.name + ": cannot map all " + std::to_string(facts_.pages) +
+                      " pages at once (" + std::strerror(error) + "); mapping " + std::to_string(kBatchPages) +
+                      " pages per batch in each epoch instead (slower pauses)");
+            return;
+        }
+        holes += static_cast<std::uint64_t>(std::count_if(m.err.begin(), m.err.end(), [](int e) { return e != 0; }));
+        mappings_.push_back(std::move(m));
+    }
+    if (holes)
+        xen_->log("domain " + facts_.name + ": " + std::to_string(holes) + " of " + std::to_string(facts_.pages) +
+                  " frames are not RAM (holes such as the MMIO window) and are sent as zeros");
+}
+
+void XenGuest::unmap_all() noexcept
+{
+    for (auto &m : mappings_)
+        xenforeignmemory_unmap(xen_->foreign(), m.base, m.count);
+    mappings_.clear();
+}
+
+std::string XenGuest::mapping_mode() const
+{
+    if (per_batch_)
+        return "a mapping per batch of " + std::to_string(kBatchPages) + " pages";
+    return mappings_.empty() ? "not mapped yet" : "one mapping of all memory, kept across epochs";
+}
+
+void XenGuest::read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const
+{
+    if (dst.size() < pfns.size() * kPageSize)
+        throw std::invalid_argument("read_pages: destination too small");
+    if (per_batch_ || mappings_.empty()) {
+        for (std::size_t i = 0; i < pfns.size(); i += kBatchPages) {
+            const auto n = std::min(kBatchPages, pfns.size() - i);
+            read_batch(pfns.subspan(i, n), dst.data() + i * kPageSize);
+        }
+        return;
+    }
+    for (std::size_t i = 0; i < pfns.size(); ++i) {
+        const auto pfn = pfns[i].value;
+        if (pfn >= facts_.pages)
+            throw std::out_of_range("read_pages: pfn " + std::to_string(pfn) + " is past the guest's memory");
+        const auto &m = mappings_[pfn / kMapChunkPages];
+        const auto at = pfn - m.first;
+        auto *out = dst.data() + i * kPageSize;
+        if (m.err[at] != 0)
+            std::memset(out, 0, kPageSize);
+        else
+            std::memcpy(out, static_cast<const std::uint8_t *>(m.base) + at * kPageSize, kPageSize);
+    }
+}
+
+void XenGuest::read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const
+{
+    std::vector<xen_pfn_t> frames(pfns.size());
+    std::vector<int> err(pfns.size(), 0);
+    for (std::size_t i = 0; i < pfns.size(); ++i) {
+        if (pfns[i].value >= facts_.pages)
+            throw std::out_of_range("read_pages: pfn " + std::to_string(pfns[i].value) + " is past the guest's memory");
+        frames[i] = pfns[i].value;
+    }
+    void *base = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, frames.size(), frames.data(), err.data());
+    if (!base)
+        throw_xen_error("xenforeignmemory_map (" + std::to_string(frames.size()) + " pages)", facts_.domid, errno);
+    for (std::size_t i = 0; i < pfns.size(); ++i) {
+        if (err[i] != 0)
+            std::memset(dst + i * kPageSize, 0, kPageSize);
+        else
+            std::memcpy(dst + i * kPageSize, static_cast<const std::uint8_t *>(base) + i * kPageSize, kPageSize);
+    }
+    xenforeignmemory_unmap(xen_->foreign(), base, frames.size());
+}
+
+proto::CpuState XenGuest::save_cpu() const
+{
+    proto::CpuState cpu;
+    cpu.set_format(1);
+    auto *x = cpu.mutable_xen();
+    x->set_domain_type(facts_.type);
+    x->set_vcpus(facts_.vcpus);
+    const int size = xc_domain_hvm_getcontext(xen_->xc(), facts_.domid, nullptr, 0);
+    if (size <= 0)
+        throw_xen_error("xc_domain_hvm_getcontext (size)", facts_.domid, size < 0 ? errno : EINVAL);
+    std::string context(static_cast<std::size_t>(size), '\0');
+    const int got = xc_domain_hvm_getcontext(xen_->xc(), facts_.domid,
+                                             reinterpret_cast<std::uint8_t *>(context.data()),
+                                             static_cast<std::uint32_t>(size));
+    if (got < 0)
+        throw_xen_error("xc_domain_hvm_getcontext", facts_.domid, errno);
+    context.resize(static_cast<std::size_t>(std::min(got, size)));
+    x->set_hvm_context(std::move(context));
+    for (auto index : kCarriedParams) {
+        std::uint64_t value = 0;
+        if (xc_hvm_param_get(xen_->xc(), facts_.domid, index, &value) != 0)
+            throw_xen_error("xc_hvm_param_get(" + std::to_string(index) + ")", facts_.domid, errno);
+        if (value == 0)
+            continue;
+        auto *p = x->add_params();
+        p->set_index(index);
+        p->set_value(value);
+    }
+    return cpu;
+}
+
+proto::DeviceState XenGuest::save_devices() const
+{
+    // The platform devices Xen emulates are in the HVM context; disks go
+    // through DRBD and NICs through the vif's output buffer.
+    proto::DeviceState devices;
+    devices.set_format(1);
+    return devices;
+}
+
+void XenGuest::read_disk(std::uint64_t, std::span<std::uint8_t>) const
+{
+    throw std::logic_error("the disks of Xen guests are replicated by DRBD, not read by understudy");
+}
+
+} // namespace understudy::xen

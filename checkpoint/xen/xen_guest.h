@@ -1,0 +1,74 @@
+// A running Xen HVM or PVH domain as the engine's Guest: paused with
+// xc_domain_pause, dirty pages from Xen's log-dirty mode (xc_shadow_control /
+// xc_logdirty_control CLEAN), pages read through one xenforeignmemory mapping
+// of all guest memory kept across epochs (Remus measured mapping to cost as
+// much as copying), CPU and platform state from xc_domain_hvm_getcontext and
+// the HVM parameters (ARCHITECTURE.md §1). Its disks are replicated by DRBD,
+// not by the engine's disk log.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "checkpoint/guest.h"
+#include "checkpoint/xen/xen_session.h"
+
+struct xc_hypercall_buffer;
+
+namespace understudy::xen {
+
+class XenGuest final : public Guest {
+  public:
+    // Opens running domain `domid`. Throws XenError if it is gone, or is a
+    // PV domain (see docs/xen.md: its page tables hold machine frames).
+    XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid);
+    // Leaves the domain as it found it: log-dirty off, unpaused if it paused it.
+    ~XenGuest() override;
+    XenGuest(const XenGuest &) = delete;
+    XenGuest &operator=(const XenGuest &) = delete;
+
+    const std::string &name() const override { return facts_.name; }
+    std::uint64_t memory_size() const override { return facts_.pages * kPageSize; }
+    void pause() override;
+    void resume() override;
+    void enable_dirty_log() override;
+    void disable_dirty_log() override;
+    void harvest_dirty(DirtyBitmap &into) override;
+    void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const override;
+    proto::CpuState save_cpu() const override;
+    proto::DeviceState save_devices() const override;
+    void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const override;
+
+    [[nodiscard]] std::uint32_t domid() const noexcept { return facts_.domid; }
+    [[nodiscard]] const DomainFacts &facts() const noexcept { return facts_; }
+    [[nodiscard]] bool dirty_log_enabled() const noexcept { return log_dirty_; }
+    // How pages are read: "one mapping of all memory" or "a mapping per batch".
+    [[nodiscard]] std::string mapping_mode() const;
+
+  private:
+    struct Mapping {
+        std::uint64_t first = 0, count = 0;
+        void *base = nullptr;
+        std::vector<int> err; // per page: 0 mapped, else not RAM (read as zeros)
+    };
+    void map_all();
+    void unmap_all() noexcept;
+    void read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const;
+    void free_bitmap() noexcept;
+
+    std::shared_ptr<XenSession> xen_;
+    DomainFacts facts_;
+    bool paused_by_us_ = false;
+    bool log_dirty_ = false;
+    std::vector<Mapping> mappings_;
+    bool per_batch_ = false;
+    void *bitmap_ = nullptr; // the hypercall buffer xc_logdirty_control fills
+    std::unique_ptr<::xc_hypercall_buffer> bitmap_buffer_;
+    std::uint64_t bitmap_pages_ = 0;
+};
+
+// The HVM parameters carried with the CPU state: the ones Xen's own save
+// stream carries (xg_sr_save_x86_hvm.c); event channels are not among them.
+[[nodiscard]] std::span<const std::uint32_t> carried_hvm_params();
+
+} // namespace understudy::xen

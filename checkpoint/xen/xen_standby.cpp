@@ -1,0 +1,139 @@
+#include "checkpoint/xen/xen_standby.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+
+extern "C" {
+#include <libxl.h>
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+}
+
+#include "checkpoint/xen/domain_config.h"
+#include "checkpoint/xen/xen_guest.h"
+
+namespace understudy::xen {
+
+namespace {
+
+constexpr std::uint64_t kFillChunkPages = 32768;
+
+bool all_zero(std::span<const std::uint8_t> page)
+{
+    return std::all_of(page.begin(), page.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+} // namespace
+
+std::string standby_config_problem(const XlConfig &config)
+{
+    for (std::size_t i = 0; i < config.nics.size(); ++i)
+        if (config.nics[i].mac.empty())
+            return "vif " + std::to_string(i) + " of " + config.name +
+                   " has no mac= in its xl.cfg; give it the primary's MAC, or the standby's NIC gets another "
+                   "address and clients lose it at failover";
+    if (config.type == "pv")
+        return config.name + " is a PV guest; understudy protects HVM and PVH guests (see docs/xen.md)";
+    return "";
+}
+
+XenStandby::XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_xen, std::function<void()> before_create)
+    : StandbyImage(config.name, memory_size, 0, {}), config_(std::move(config)), open_xen_(std::move(open_xen)),
+      before_create_(std::move(before_create))
+{
+}
+
+std::unique_ptr<Guest> XenStandby::activate()
+{
+    if (!cpu() || !cpu()->has_xen())
+        throw std::runtime_error("standby of " + name() + " holds no Xen CPU state (no checkpoint committed)");
+    if (before_create_)
+        before_create_();
+    auto xen = open_xen_();
+    const std::uint32_t domid = create_paused(*xen);
+    try {
+        populate(*xen, domid);
+        load_state(*xen, domid);
+        if (int rc = libxl_domain_unpause(xen->libxl(), domid, nullptr); rc != 0)
+            throw XenError("libxl_domain_unpause of new domain " + std::to_string(domid) + " failed (libxl error " +
+                               std::to_string(rc) + ")",
+                           EIO);
+        return std::make_unique<XenGuest>(xen, domid);
+    } catch (...) {
+        xen->log("domain " + name() + ": activation failed; destroying the half-built domain " + std::to_string(domid));
+        libxl_domain_destroy(xen->libxl(), domid, nullptr);
+        throw;
+    }
+}
+
+std::uint32_t XenStandby::create_paused(XenSession &xen)
+{
+    libxl_domain_config cfg;
+    libxl_domain_config_init(&cfg);
+    std::uint32_t domid = 0;
+    try {
+        build_domain_config(config_, &cfg);
+        // libxl_domain_create_new leaves the new domain paused (as `xl create -p`).
+        if (int rc = libxl_domain_create_new(xen.libxl(), &cfg, &domid, nullptr, nullptr); rc != 0)
+            throw XenError("libxl_domain_create_new for " + name() + " failed (libxl error " + std::to_string(rc) +
+                               "; Xen's own messages are in the log above)",
+                           EIO);
+    } catch (...) {
+        libxl_domain_config_dispose(&cfg);
+        throw;
+    }
+    libxl_domain_config_dispose(&cfg);
+    xen.log("domain " + name() + ": created paused as domain " + std::to_string(domid));
+    return domid;
+}
+
+void XenStandby::populate(XenSession &xen, std::uint32_t domid)
+{
+    xen_pfn_t max_gpfn = 0;
+    if (xc_domain_maximum_gpfn(xen.xc(), domid, &max_gpfn) != 0)
+        throw_xen_error("xc_domain_maximum_gpfn", domid, errno);
+    const std::uint64_t frames = std::min<std::uint64_t>(static_cast<std::uint64_t>(max_gpfn) + 1, pages());
+    std::uint64_t lost = 0;
+    for (std::uint64_t first = 0; first < frames; first += kFillChunkPages) {
+        const auto count = std::min(kFillChunkPages, frames - first);
+        std::vector<xen_pfn_t> pfns(count);
+        std::vector<int> err(count, 0);
+        for (std::uint64_t i = 0; i < count; ++i)
+            pfns[i] = first + i;
+        void *base = xenforeignmemory_map(xen.foreign(), domid, PROT_READ | PROT_WRITE, count, pfns.data(), err.data());
+        if (!base)
+            throw_xen_error("xenforeignmemory_map (filling " + std::to_string(count) + " pages)", domid, errno);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            auto src = page(Pfn{first + i});
+            if (err[i] != 0) {
+                lost += all_zero(src) ? 0 : 1;
+                continue;
+            }
+            std::memcpy(static_cast<std::uint8_t *>(base) + i * kPageSize, src.data(), kPageSize);
+        }
+        xenforeignmemory_unmap(xen.foreign(), base, count);
+    }
+    for (std::uint64_t p = frames; p < pages(); ++p)
+        lost += all_zero(page(Pfn{p})) ? 0 : 1;
+    if (lost)
+        throw XenError("the new domain " + std::to_string(domid) + " has no frame for " + std::to_string(lost) +
+                           " pages of the standby that hold data: its xl.cfg (memory, maxmem, type) on this host "
+                           "differs from the primary's",
+                       ENOMEM);
+}
+
+void XenStandby::load_state(XenSession &xen, std::uint32_t domid)
+{
+    const auto &x = cpu()->xen();
+    for (const auto &p : x.params())
+        if (xc_hvm_param_set(xen.xc(), domid, p.index(), p.value()) != 0)
+            throw_xen_error("xc_hvm_param_set(" + std::to_string(p.index()) + ")", domid, errno);
+    std::string context = x.hvm_context();
+    if (xc_domain_hvm_setcontext(xen.xc(), domid, reinterpret_cast<std::uint8_t *>(context.data()),
+                                 static_cast<std::uint32_t>(context.size())) != 0)
+        throw_xen_error("xc_domain_hvm_setcontext", domid, errno);
+}
+
+} // namespace understudy::xen

@@ -1,0 +1,41 @@
+// The backup's standby copy of a Xen guest: pages and state held in memory
+// (StandbyImage) and, at failover, a domain created paused through
+// libxenlight from the guest's xl.cfg on this host, its memory populated
+// through xenforeignmemory, its HVM context and parameters loaded, and then
+// unpaused. docs/xen.md compares this with Xen's restore (xg_sr_restore.c).
+#pragma once
+
+#include <functional>
+
+#include "checkpoint/standby_image.h"
+#include "checkpoint/xen/xen_session.h"
+#include "checkpoint/xen/xl_config.h"
+
+namespace understudy::xen {
+
+class XenStandby final : public StandbyImage {
+  public:
+    using OpenXen = std::function<std::shared_ptr<XenSession>()>;
+    // `before_create` runs first at activation (DRBD promotion of the
+    // guest's disks); it throws to stop the activation.
+    XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_xen, std::function<void()> before_create);
+
+    // Creates, fills and starts the domain. On failure it destroys what it
+    // created and throws.
+    std::unique_ptr<Guest> activate() override;
+
+  private:
+    std::uint32_t create_paused(XenSession &xen);
+    void populate(XenSession &xen, std::uint32_t domid);
+    void load_state(XenSession &xen, std::uint32_t domid);
+
+    XlConfig config_;
+    OpenXen open_xen_;
+    std::function<void()> before_create_;
+};
+
+// Why a standby cannot be made from this xl.cfg ("" if it can): vifs need a
+// fixed mac, or the guest's NIC would change address at failover.
+[[nodiscard]] std::string standby_config_problem(const XlConfig &config);
+
+} // namespace understudy::xen

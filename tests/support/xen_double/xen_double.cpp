@@ -1,0 +1,827 @@
+// TEST DOUBLE: see xen_double.h. The C entry points at the end have the
+// signatures of Debian's libxen-dev 4.17 headers, which this file includes.
+#include "tests/support/xen_double/xen_double.h"
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <signal.h>
+#include <sys/mman.h>
+#include <thread>
+#include <unistd.h>
+
+extern "C" {
+#include <libxl.h>
+#include <libxl_utils.h>
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+#include <xen/hvm/save.h>
+}
+
+// The opaque handle types of the real libraries, defined by this double.
+struct xc_interface_core {
+    int magic = 0x7863;
+};
+struct xenforeignmemory_handle {
+    int magic = 0x666d;
+};
+struct libxl__ctx {
+    int magic = 0x786c;
+};
+
+namespace understudy::testing::xen_double {
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+
+struct Domain {
+    std::uint32_t domid = 0;
+    DomainSpec spec;
+    int memfd = -1;
+    std::uint8_t *view = nullptr; // the guest's own view (write-protected under log-dirty)
+    std::vector<std::atomic<std::uint64_t>> dirty;
+    std::atomic<bool> log_dirty{false};
+    std::set<std::uint64_t> holes;
+    std::map<std::uint32_t, std::uint64_t> params;
+    bool context_loaded = false;
+
+    std::mutex step_mutex; // held for one workload step; a pause takes it
+    std::condition_variable step_cv;
+    unsigned pause_count = 0;
+    std::atomic<std::uint64_t> counter{0};
+    std::thread vcpu;
+    bool stop = false;
+    std::chrono::microseconds step{100};
+
+    explicit Domain(std::uint64_t pages) : dirty((pages + 63) / 64) {}
+};
+
+std::mutex g_mutex; // guards the tables below
+std::map<std::uint32_t, std::shared_ptr<Domain>> g_domains;
+std::uint32_t g_next_domid = 1;
+std::map<std::string, int> g_calls;
+struct Failure {
+    int error, after, times, used = 0;
+};
+std::map<std::string, Failure> g_failures;
+struct Vanish {
+    std::uint32_t domid;
+    int after;
+};
+std::map<std::string, Vanish> g_vanish;
+std::size_t g_map_limit = 0;
+
+// The SIGSEGV handler looks domains up here without locks.
+constexpr int kSlots = 16;
+struct Slot {
+    std::atomic<std::uint8_t *> base{nullptr};
+    std::atomic<std::size_t> size{0};
+    std::atomic<std::atomic<std::uint64_t> *> dirty{nullptr};
+};
+Slot g_slots[kSlots];
+struct sigaction g_previous {};
+std::atomic<bool> g_handler_installed{false};
+
+void on_fault(int sig, siginfo_t *info, void *context)
+{
+    auto *addr = static_cast<std::uint8_t *>(info->si_addr);
+    for (auto &slot : g_slots) {
+        auto *base = slot.base.load();
+        if (!base || addr < base || addr >= base + slot.size.load())
+            continue;
+        const std::size_t page = static_cast<std::size_t>(addr - base) / kPage;
+        // First write to the page since the log was cleaned: allow, then
+        // record. (Recording first lets a CLEAN in between take the bit and
+        // protect the page, after which this handler would unprotect it
+        // with no bit set, and later writes would go unlogged.)
+        mprotect(base + page * kPage, kPage, PROT_READ | PROT_WRITE);
+        slot.dirty.load()[page / 64].fetch_or(std::uint64_t{1} << (page % 64));
+        return;
+    }
+    if (g_previous.sa_flags & SA_SIGINFO) {
+        g_previous.sa_sigaction(sig, info, context);
+    } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+        g_previous.sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL); // the fault repeats and kills, as it should
+    }
+}
+
+// Catch2 restores its own handler after each test case: install ours again
+// whenever it is not the current one.
+void install_handler()
+{
+    struct sigaction current {};
+    sigaction(SIGSEGV, nullptr, &current);
+    if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == &on_fault)
+        return;
+    struct sigaction ours {};
+    ours.sa_sigaction = &on_fault;
+    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&ours.sa_mask);
+    sigaction(SIGSEGV, &ours, &g_previous);
+}
+
+void release(const std::shared_ptr<Domain> &d);
+
+// Counts the call and applies injected failures; true: fail with errno set.
+bool intercept(const std::string &call)
+{
+    std::shared_ptr<Domain> vanishing;
+    int failed = 0;
+    {
+        std::lock_guard lock(g_mutex);
+        const int n = g_calls[call]++;
+        if (auto v = g_vanish.find(call); v != g_vanish.end() && n >= v->second.after) {
+            if (auto d = g_domains.find(v->second.domid); d != g_domains.end()) {
+                vanishing = d->second;
+                g_domains.erase(d);
+            }
+            g_vanish.erase(v);
+        }
+        if (auto f = g_failures.find(call); f != g_failures.end() && n >= f->second.after &&
+                                            (f->second.times == 0 || f->second.used < f->second.times)) {
+            ++f->second.used;
+            failed = f->second.error;
+        }
+    }
+    if (vanishing)
+        release(vanishing); // outside the lock: its vCPU stops first
+    if (failed) {
+        errno = failed;
+        return true;
+    }
+    return false;
+}
+
+std::shared_ptr<Domain> find(std::uint32_t domid)
+{
+    std::lock_guard lock(g_mutex);
+    auto it = g_domains.find(domid);
+    return it == g_domains.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Domain> require(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        errno = ESRCH;
+    return d;
+}
+
+void vcpu_loop(Domain *d)
+{
+    std::unique_lock lock(d->step_mutex);
+    while (!d->stop) {
+        d->step_cv.wait(lock, [&] { return d->stop || d->pause_count == 0; });
+        if (d->stop)
+            break;
+        const std::uint64_t n = d->counter.load() + 1;
+        const std::uint64_t ram = d->spec.pages;
+        std::uint64_t page = 1 + (n * 7919) % (ram - 1);
+        while (d->holes.count(page))
+            page = 1 + (page % (ram - 1));
+        std::memcpy(d->view + page * kPage + (n % 512) * 8, &n, 8);
+        std::memcpy(d->view, &n, 8); // page 0: the last step done
+        d->counter.store(n);
+        d->step_cv.wait_for(lock, d->step, [&] { return d->stop || d->pause_count > 0; });
+    }
+}
+
+void stop_vcpu(Domain &d)
+{
+    {
+        std::lock_guard lock(d.step_mutex);
+        d.stop = true;
+    }
+    d.step_cv.notify_all();
+    if (d.vcpu.joinable())
+        d.vcpu.join();
+}
+
+void release(const std::shared_ptr<Domain> &d)
+{
+    stop_vcpu(*d);
+    for (auto &slot : g_slots)
+        if (slot.base.load() == d->view) {
+            slot.base.store(nullptr);
+            slot.size.store(0);
+        }
+    munmap(d->view, d->spec.pages * kPage);
+    close(d->memfd);
+}
+
+void protect_all(Domain &d)
+{
+    // Bits cleared first, then pages read-only: a write in between lands
+    // before the log starts (the first copy reads it); clearing after
+    // protecting could drop a write that faulted in between, for good.
+    for (auto &w : d.dirty)
+        w.store(0);
+    mprotect(d.view, d.spec.pages * kPage, PROT_READ);
+}
+
+std::string make_context(const Domain &d)
+{
+    std::string out;
+    auto put = [&](std::uint16_t type, std::uint16_t instance, const void *body, std::uint32_t length) {
+        hvm_save_descriptor desc{type, instance, length};
+        out.append(reinterpret_cast<const char *>(&desc), sizeof desc);
+        out.append(static_cast<const char *>(body), length);
+    };
+    hvm_save_header header{};
+    header.magic = HVM_FILE_MAGIC;
+    header.version = HVM_FILE_VERSION;
+    put(1, 0, &header, sizeof header);
+    for (unsigned v = 0; v < d.spec.vcpus; ++v) {
+        hvm_hw_cpu cpu{};
+        cpu.rip = v == 0 ? d.counter.load() : 0;
+        cpu.rsp = 0x8000 + v;
+        put(2, static_cast<std::uint16_t>(v), &cpu, sizeof cpu);
+    }
+    put(0, 0, "", 0);
+    return out;
+}
+
+} // namespace
+
+std::uint32_t create_domain(const DomainSpec &spec)
+{
+    auto d = std::make_shared<Domain>(spec.pages);
+    d->spec = spec;
+    d->holes.insert(spec.holes.begin(), spec.holes.end());
+    d->memfd = memfd_create(("xen-double-" + spec.name).c_str(), MFD_CLOEXEC);
+    if (d->memfd < 0 || ftruncate(d->memfd, static_cast<off_t>(spec.pages * kPage)) != 0)
+        throw std::runtime_error("xen double: memfd for the domain's memory");
+    void *view = mmap(nullptr, spec.pages * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
+    if (view == MAP_FAILED)
+        throw std::runtime_error("xen double: mapping the domain's memory");
+    d->view = static_cast<std::uint8_t *>(view);
+    d->params[HVM_PARAM_STORE_PFN] = spec.pages - 1;
+    d->params[HVM_PARAM_CONSOLE_PFN] = spec.pages - 2;
+    d->params[HVM_PARAM_IDENT_PT] = 0xfeffc000;
+    install_handler();
+    bool slotted = false;
+    for (auto &slot : g_slots) {
+        std::uint8_t *expected = nullptr;
+        if (slot.base.load() == nullptr) {
+            slot.dirty.store(d->dirty.data());
+            slot.size.store(spec.pages * kPage);
+            if (slot.base.compare_exchange_strong(expected, d->view)) {
+                slotted = true;
+                break;
+            }
+        }
+    }
+    if (!slotted)
+        throw std::runtime_error("xen double: too many domains");
+    std::lock_guard lock(g_mutex);
+    d->domid = g_next_domid++;
+    g_domains[d->domid] = d;
+    return d->domid;
+}
+
+void destroy_domain(std::uint32_t domid)
+{
+    std::shared_ptr<Domain> d;
+    {
+        std::lock_guard lock(g_mutex);
+        auto it = g_domains.find(domid);
+        if (it == g_domains.end())
+            return;
+        d = it->second;
+        g_domains.erase(it);
+    }
+    release(d);
+}
+
+bool exists(std::uint32_t domid)
+{
+    return find(domid) != nullptr;
+}
+
+std::uint32_t domid_of(const std::string &name)
+{
+    std::lock_guard lock(g_mutex);
+    for (auto &[id, d] : g_domains)
+        if (d->spec.name == name)
+            return id;
+    return 0;
+}
+
+void start_workload(std::uint32_t domid, std::chrono::microseconds step)
+{
+    auto d = find(domid);
+    if (!d)
+        throw std::runtime_error("xen double: no domain " + std::to_string(domid));
+    d->step = step;
+    d->vcpu = std::thread(vcpu_loop, d.get());
+}
+
+void stop_workload(std::uint32_t domid)
+{
+    if (auto d = find(domid))
+        stop_vcpu(*d);
+}
+
+std::vector<std::uint8_t> memory(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        throw std::runtime_error("xen double: no domain " + std::to_string(domid));
+    std::lock_guard lock(d->step_mutex);
+    return {d->view, d->view + d->spec.pages * kPage};
+}
+
+std::uint64_t counter(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->counter.load() : 0;
+}
+
+std::uint64_t stored_counter(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? stored_counter_in(d->view) : 0;
+}
+
+std::uint64_t stored_counter_in(const std::uint8_t *mem)
+{
+    std::uint64_t n;
+    std::memcpy(&n, mem, 8);
+    return n;
+}
+
+std::map<std::uint32_t, std::uint64_t> params(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->params : std::map<std::uint32_t, std::uint64_t>{};
+}
+
+bool log_dirty_enabled(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d && d->log_dirty.load();
+}
+
+unsigned pause_count(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return 0;
+    std::lock_guard lock(d->step_mutex);
+    return d->pause_count;
+}
+
+bool context_loaded(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d && d->context_loaded;
+}
+
+void enable_log_dirty_behind_our_back(std::uint32_t domid)
+{
+    if (auto d = find(domid)) {
+        protect_all(*d);
+        d->log_dirty = true;
+    }
+}
+
+std::uint64_t rip_in_context(const std::string &context)
+{
+    std::size_t at = 0;
+    while (at + sizeof(hvm_save_descriptor) <= context.size()) {
+        hvm_save_descriptor desc;
+        std::memcpy(&desc, context.data() + at, sizeof desc);
+        at += sizeof desc;
+        if (desc.typecode == 2 && desc.instance == 0 && desc.length >= sizeof(hvm_hw_cpu)) {
+            hvm_hw_cpu cpu;
+            std::memcpy(&cpu, context.data() + at, sizeof cpu);
+            return cpu.rip;
+        }
+        at += desc.length;
+    }
+    throw std::runtime_error("xen double: no CPU record for vCPU 0 in the HVM context");
+}
+
+void fail_call(const std::string &call, int error, int after, int times)
+{
+    std::lock_guard lock(g_mutex);
+    g_failures[call] = Failure{error, g_calls[call] + after, times};
+}
+
+void vanish_on_call(const std::string &call, std::uint32_t domid, int after)
+{
+    std::lock_guard lock(g_mutex);
+    g_vanish[call] = Vanish{domid, g_calls[call] + after};
+}
+
+void limit_map_pages(std::size_t pages)
+{
+    std::lock_guard lock(g_mutex);
+    g_map_limit = pages;
+}
+
+std::map<std::string, int> calls()
+{
+    std::lock_guard lock(g_mutex);
+    return g_calls;
+}
+
+void reset()
+{
+    std::map<std::uint32_t, std::shared_ptr<Domain>> doomed;
+    {
+        std::lock_guard lock(g_mutex);
+        doomed.swap(g_domains);
+        g_failures.clear();
+        g_vanish.clear();
+        g_calls.clear();
+        g_map_limit = 0;
+    }
+    for (auto &[id, d] : doomed)
+        release(d);
+}
+
+} // namespace understudy::testing::xen_double
+
+// ---- the C entry points ------------------------------------------------------
+
+namespace xd = understudy::testing::xen_double;
+
+namespace {
+
+void *map_frames(std::uint32_t domid, int prot, size_t count, const xen_pfn_t *arr, int *err)
+{
+    if (xd::intercept("xenforeignmemory_map"))
+        return nullptr;
+    auto d = xd::require(domid);
+    if (!d)
+        return nullptr;
+    {
+        std::lock_guard lock(xd::g_mutex);
+        if (xd::g_map_limit && count > xd::g_map_limit) {
+            errno = ENOMEM;
+            return nullptr;
+        }
+    }
+    auto *base = static_cast<std::uint8_t *>(mmap(nullptr, count * xd::kPage, PROT_NONE,
+                                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    if (base == MAP_FAILED)
+        return nullptr;
+    for (size_t i = 0; i < count;) {
+        if (arr[i] >= d->spec.pages || d->holes.count(arr[i])) {
+            err[i++] = -EINVAL;
+            continue;
+        }
+        size_t run = 1; // consecutive frames share one mmap
+        while (i + run < count && arr[i + run] == arr[i] + run && arr[i + run] < d->spec.pages &&
+               !d->holes.count(arr[i + run]))
+            ++run;
+        void *at = mmap(base + i * xd::kPage, run * xd::kPage, prot, MAP_SHARED | MAP_FIXED, d->memfd,
+                        static_cast<off_t>(arr[i] * xd::kPage));
+        for (size_t k = 0; k < run; ++k)
+            err[i + k] = at == MAP_FAILED ? -errno : 0;
+        i += run;
+    }
+    return base;
+}
+
+} // namespace
+
+extern "C" {
+
+xc_interface *xc_interface_open(xentoollog_logger *, xentoollog_logger *, unsigned)
+{
+    if (xd::intercept("xc_interface_open"))
+        return nullptr;
+    return new xc_interface_core;
+}
+
+int xc_interface_close(xc_interface *xch)
+{
+    delete xch;
+    return 0;
+}
+
+int xc_domain_pause(xc_interface *, uint32_t domid)
+{
+    if (xd::intercept("xc_domain_pause"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(d->step_mutex); // waits for the step in progress
+    ++d->pause_count;
+    return 0;
+}
+
+int xc_domain_unpause(xc_interface *, uint32_t domid)
+{
+    if (xd::intercept("xc_domain_unpause"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    {
+        std::lock_guard lock(d->step_mutex);
+        if (d->pause_count == 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        --d->pause_count;
+    }
+    d->step_cv.notify_all();
+    return 0;
+}
+
+int xc_domain_maximum_gpfn(xc_interface *, uint32_t domid, xen_pfn_t *gpfns)
+{
+    if (xd::intercept("xc_domain_maximum_gpfn"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    *gpfns = d->spec.pages - 1;
+    return 0;
+}
+
+int xc_shadow_control(xc_interface *, uint32_t domid, unsigned int sop, unsigned int *, unsigned int)
+{
+    if (xd::intercept("xc_shadow_control"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    switch (sop) {
+    case XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY:
+        if (d->log_dirty) {
+            errno = EINVAL; // as Xen: already on (e.g. for video RAM)
+            return -1;
+        }
+        xd::protect_all(*d);
+        d->log_dirty = true;
+        return 0;
+    case XEN_DOMCTL_SHADOW_OP_OFF:
+        d->log_dirty = false;
+        mprotect(d->view, d->spec.pages * xd::kPage, PROT_READ | PROT_WRITE);
+        return 0;
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+long long xc_logdirty_control(xc_interface *, uint32_t domid, unsigned int sop, xc_hypercall_buffer_t *dirty_bitmap,
+                              unsigned long pages, unsigned int, xc_shadow_op_stats_t *stats)
+{
+    if (xd::intercept("xc_logdirty_control"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    if (!d->log_dirty || (sop != XEN_DOMCTL_SHADOW_OP_CLEAN && sop != XEN_DOMCTL_SHADOW_OP_PEEK) || !dirty_bitmap ||
+        !dirty_bitmap->hbuf) {
+        errno = EINVAL;
+        return -1;
+    }
+    auto *out = static_cast<std::uint64_t *>(dirty_bitmap->hbuf);
+    const std::uint64_t n = std::min<std::uint64_t>(pages, d->spec.pages);
+    for (std::uint64_t w = 0; w < (n + 63) / 64; ++w) {
+        // CLEAN: bits taken first, then the pages write-protected again. A
+        // write in between is not logged, but the caller reads the reported
+        // pages only after this returns, so their copy holds it. (The other
+        // order loses a write that faults between the two for good.)
+        const std::uint64_t bits = sop == XEN_DOMCTL_SHADOW_OP_CLEAN ? d->dirty[w].exchange(0) : d->dirty[w].load();
+        if (sop == XEN_DOMCTL_SHADOW_OP_CLEAN)
+            for (unsigned b = 0; b < 64; ++b)
+                if (bits & (std::uint64_t{1} << b))
+                    mprotect(d->view + (w * 64 + b) * xd::kPage, xd::kPage, PROT_READ);
+        out[w] = bits;
+    }
+    if (stats)
+        *stats = xc_shadow_op_stats_t{};
+    return static_cast<long long>(n);
+}
+
+void *xc__hypercall_buffer_alloc_pages(xc_interface *, xc_hypercall_buffer_t *b, int nr_pages)
+{
+    if (xd::intercept("xc_hypercall_buffer_alloc_pages"))
+        return nullptr;
+    b->hbuf = std::aligned_alloc(xd::kPage, static_cast<size_t>(nr_pages) * xd::kPage);
+    if (b->hbuf)
+        std::memset(b->hbuf, 0, static_cast<size_t>(nr_pages) * xd::kPage);
+    return b->hbuf;
+}
+
+void xc__hypercall_buffer_free_pages(xc_interface *, xc_hypercall_buffer_t *b, int)
+{
+    std::free(b->hbuf);
+    b->hbuf = nullptr;
+}
+
+int xc_domain_hvm_getcontext(xc_interface *, uint32_t domid, uint8_t *ctxt_buf, uint32_t size)
+{
+    if (xd::intercept("xc_domain_hvm_getcontext"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(d->step_mutex);
+    const auto context = xd::make_context(*d);
+    if (!ctxt_buf)
+        return static_cast<int>(context.size());
+    if (size < context.size()) {
+        errno = ENOSPC;
+        return -1;
+    }
+    std::memcpy(ctxt_buf, context.data(), context.size());
+    return static_cast<int>(context.size());
+}
+
+int xc_domain_hvm_setcontext(xc_interface *, uint32_t domid, uint8_t *hvm_ctxt, uint32_t size)
+{
+    if (xd::intercept("xc_domain_hvm_setcontext"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::string context(reinterpret_cast<const char *>(hvm_ctxt), size);
+    hvm_save_descriptor desc{};
+    hvm_save_header header{};
+    if (size < sizeof desc + sizeof header) {
+        errno = EINVAL;
+        return -1;
+    }
+    std::memcpy(&desc, hvm_ctxt, sizeof desc);
+    std::memcpy(&header, hvm_ctxt + sizeof desc, sizeof header);
+    if (desc.typecode != 1 || header.magic != HVM_FILE_MAGIC || header.version != HVM_FILE_VERSION) {
+        errno = EINVAL; // Xen checks the header the same way
+        return -1;
+    }
+    try {
+        d->counter = xd::rip_in_context(context);
+    } catch (const std::exception &) {
+        errno = EINVAL;
+        return -1;
+    }
+    d->context_loaded = true;
+    return 0;
+}
+
+int xc_hvm_param_get(xc_interface *, uint32_t dom, uint32_t param, uint64_t *value)
+{
+    if (xd::intercept("xc_hvm_param_get"))
+        return -1;
+    auto d = xd::require(dom);
+    if (!d)
+        return -1;
+    auto it = d->params.find(param);
+    *value = it == d->params.end() ? 0 : it->second;
+    return 0;
+}
+
+int xc_hvm_param_set(xc_interface *, uint32_t dom, uint32_t param, uint64_t value)
+{
+    if (xd::intercept("xc_hvm_param_set"))
+        return -1;
+    auto d = xd::require(dom);
+    if (!d)
+        return -1;
+    d->params[param] = value;
+    return 0;
+}
+
+xenforeignmemory_handle *xenforeignmemory_open(xentoollog_logger *, unsigned)
+{
+    if (xd::intercept("xenforeignmemory_open"))
+        return nullptr;
+    return new xenforeignmemory_handle;
+}
+
+int xenforeignmemory_close(xenforeignmemory_handle *fmem)
+{
+    delete fmem;
+    return 0;
+}
+
+void *xenforeignmemory_map(xenforeignmemory_handle *, uint32_t dom, int prot, size_t pages, const xen_pfn_t arr[],
+                           int err[])
+{
+    return map_frames(dom, prot, pages, arr, err);
+}
+
+int xenforeignmemory_unmap(xenforeignmemory_handle *, void *addr, size_t pages)
+{
+    return munmap(addr, pages * xd::kPage);
+}
+
+int libxl_ctx_alloc(libxl_ctx **pctx, int, unsigned, xentoollog_logger *)
+{
+    if (xd::intercept("libxl_ctx_alloc"))
+        return ERROR_FAIL;
+    *pctx = new libxl__ctx;
+    return 0;
+}
+
+int libxl_ctx_free(libxl_ctx *ctx)
+{
+    delete ctx;
+    return 0;
+}
+
+int libxl_name_to_domid(libxl_ctx *, const char *name, uint32_t *domid)
+{
+    if (xd::intercept("libxl_name_to_domid"))
+        return ERROR_FAIL;
+    const auto id = xd::domid_of(name);
+    if (!id)
+        return ERROR_INVAL;
+    *domid = id;
+    return 0;
+}
+
+char *libxl_domid_to_name(libxl_ctx *, uint32_t domid)
+{
+    if (xd::intercept("libxl_domid_to_name"))
+        return nullptr;
+    auto d = xd::find(domid);
+    return d ? strdup(d->spec.name.c_str()) : nullptr;
+}
+
+int libxl_domain_info(libxl_ctx *, libxl_dominfo *info_r, uint32_t domid)
+{
+    if (xd::intercept("libxl_domain_info"))
+        return ERROR_FAIL;
+    auto d = xd::find(domid);
+    if (!d)
+        return ERROR_DOMAIN_NOTFOUND;
+    info_r->domid = domid;
+    info_r->domain_type = d->spec.type == "pv"    ? LIBXL_DOMAIN_TYPE_PV
+                          : d->spec.type == "pvh" ? LIBXL_DOMAIN_TYPE_PVH
+                                                  : LIBXL_DOMAIN_TYPE_HVM;
+    info_r->max_memkb = d->spec.pages * 4;
+    info_r->current_memkb = (d->spec.pages - d->holes.size()) * 4;
+    info_r->vcpu_max_id = d->spec.vcpus - 1;
+    info_r->vcpu_online = d->spec.vcpus;
+    std::lock_guard lock(d->step_mutex);
+    info_r->paused = d->pause_count > 0;
+    info_r->running = d->pause_count == 0;
+    return 0;
+}
+
+int libxl_domain_create_new(libxl_ctx *, libxl_domain_config *d_config, uint32_t *domid, const libxl_asyncop_how *,
+                            const libxl_asyncprogress_how *)
+{
+    if (xd::intercept("libxl_domain_create_new"))
+        return ERROR_FAIL;
+    if (!d_config->c_info.name || xd::domid_of(d_config->c_info.name))
+        return ERROR_INVAL; // xl refuses a second domain of the same name
+    xd::DomainSpec spec;
+    spec.name = d_config->c_info.name;
+    spec.type = d_config->c_info.type == LIBXL_DOMAIN_TYPE_PV    ? "pv"
+                : d_config->c_info.type == LIBXL_DOMAIN_TYPE_PVH ? "pvh"
+                                                                 : "hvm";
+    spec.pages = d_config->b_info.max_memkb / 4;
+    spec.vcpus = static_cast<unsigned>(d_config->b_info.max_vcpus);
+    *domid = xd::create_domain(spec);
+    auto d = xd::find(*domid);
+    std::lock_guard lock(d->step_mutex);
+    d->pause_count = 1; // created paused, as libxl leaves it
+    d->params.clear();
+    return 0;
+}
+
+int libxl_domain_unpause(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
+{
+    if (xd::intercept("libxl_domain_unpause"))
+        return ERROR_FAIL;
+    auto d = xd::find(domid);
+    if (!d)
+        return ERROR_DOMAIN_NOTFOUND;
+    {
+        std::lock_guard lock(d->step_mutex);
+        if (d->pause_count)
+            --d->pause_count;
+    }
+    d->step_cv.notify_all();
+    return 0;
+}
+
+int libxl_domain_destroy(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
+{
+    if (xd::intercept("libxl_domain_destroy"))
+        return ERROR_FAIL;
+    if (!xd::exists(domid))
+        return ERROR_DOMAIN_NOTFOUND;
+    xd::destroy_domain(domid);
+    return 0;
+}
+
+} // extern "C"

@@ -1,0 +1,74 @@
+// TEST DOUBLE of the hypervisor side of libxenctrl, libxenforeignmemory and
+// libxenlight: exactly the xc_* / xenforeignmemory_* / libxl_* calls the Xen
+// backend (checkpoint/xen) makes, implemented over domains that live in this
+// process. Linked into the unit tests in place of the real libraries (its
+// definitions take precedence); understudyd links the real ones.
+//
+// What is real about it: guest memory is a memfd; "foreign mappings" are
+// real mmaps of it at the requested frames; log-dirty is real dirty tracking
+// (the guest's view is write-protected with mprotect and a SIGSEGV handler
+// records each first write, as Xen's log-dirty does with page-table bits);
+// pausing really stops the domain's vCPU thread between instructions;
+// xc_domain_pause counts like Xen's; the HVM context is in Xen's save-record
+// format (descriptor, header, one CPU record per vCPU, end). What is not: no
+// device model, no xenstore, one "instruction" is one loop iteration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace understudy::testing::xen_double {
+
+struct DomainSpec {
+    std::string name;
+    std::string type = "hvm";       // "hvm", "pvh" or "pv"
+    std::uint64_t pages = 1024;
+    unsigned vcpus = 1;
+    std::vector<std::uint64_t> holes; // frames that are not RAM (foreign maps fail there)
+};
+
+// Creates a running domain; returns its domid (from 1 up).
+std::uint32_t create_domain(const DomainSpec &spec);
+// The domain disappears at once, as if destroyed by someone else.
+void destroy_domain(std::uint32_t domid);
+[[nodiscard]] bool exists(std::uint32_t domid);
+[[nodiscard]] std::uint32_t domid_of(const std::string &name); // 0 if none
+
+// A vCPU that keeps writing: each step increments a counter, writes it at a
+// place in memory that depends on it, then stores it in page 0 and in the
+// vCPU's rip. A step is never cut by a pause.
+void start_workload(std::uint32_t domid, std::chrono::microseconds step);
+void stop_workload(std::uint32_t domid);
+
+// What the domain holds now (only meaningful while it is paused).
+[[nodiscard]] std::vector<std::uint8_t> memory(std::uint32_t domid);
+[[nodiscard]] std::uint64_t counter(std::uint32_t domid);          // the vCPU's rip
+[[nodiscard]] std::uint64_t stored_counter(std::uint32_t domid);   // page 0
+[[nodiscard]] std::map<std::uint32_t, std::uint64_t> params(std::uint32_t domid);
+[[nodiscard]] bool log_dirty_enabled(std::uint32_t domid);
+[[nodiscard]] unsigned pause_count(std::uint32_t domid);
+[[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
+// Turns log-dirty on as a device model tracking video RAM would.
+void enable_log_dirty_behind_our_back(std::uint32_t domid);
+
+// Reads a counter (the vCPU's rip) out of an HVM context blob in Xen's format.
+[[nodiscard]] std::uint64_t rip_in_context(const std::string &context);
+// Reads the counter stored in page 0 of a memory image.
+[[nodiscard]] std::uint64_t stored_counter_in(const std::uint8_t *memory);
+
+// Error injection. The (after+1)-th and every later call of `call` (e.g.
+// "xc_logdirty_control") fails with `error` (errno), `times` times (0: for ever).
+void fail_call(const std::string &call, int error, int after = 0, int times = 0);
+// Before the (after+1)-th call of `call`, domain `domid` vanishes.
+void vanish_on_call(const std::string &call, std::uint32_t domid, int after);
+// Foreign mappings of more than `pages` pages fail with ENOMEM (0: no limit).
+void limit_map_pages(std::size_t pages);
+// How often each call was made.
+[[nodiscard]] std::map<std::string, int> calls();
+// Destroys every domain and forgets every injection.
+void reset();
+
+} // namespace understudy::testing::xen_double

@@ -1,0 +1,374 @@
+// The Xen backend's real code (checkpoint/xen) against the libxenctrl TEST
+// DOUBLE (tests/support/xen_double): a domain whose memory a workload keeps
+// writing is protected by the real Replicator over loopback TCP to a real
+// BackupServer holding a XenStandby; errors from Xen calls are injected.
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+extern "C" {
+#include <xen/hvm/params.h>
+}
+
+#include "checkpoint/backup_server.h"
+#include "checkpoint/replicator.h"
+#include "checkpoint/stream/socket_link.h"
+#include "checkpoint/stream/tcp.h"
+#include "checkpoint/xen/xen_guest.h"
+#include "checkpoint/xen/xen_standby.h"
+#include "tests/support/xen_double/xen_double.h"
+
+using namespace understudy;
+using namespace understudy::xen;
+using namespace std::chrono_literals;
+namespace xd = understudy::testing::xen_double;
+
+namespace {
+
+struct Log {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    void operator()(const std::string &line)
+    {
+        std::lock_guard lock(mutex);
+        if (std::getenv("UNDERSTUDY_TEST_LOG"))
+            fprintf(stderr, "log: %s\n", line.c_str());
+        lines.push_back(line);
+    }
+    bool contains(const std::string &text)
+    {
+        std::lock_guard lock(mutex);
+        for (auto &l : lines)
+            if (l.find(text) != std::string::npos)
+                return true;
+        return false;
+    }
+    std::string all()
+    {
+        std::lock_guard lock(mutex);
+        std::string s;
+        for (auto &l : lines)
+            s += l + "\n";
+        return s;
+    }
+};
+
+XlConfig web_config(std::uint64_t memory_mib)
+{
+    XlConfig c;
+    c.name = "web01";
+    c.type = "hvm";
+    c.memory_mib = memory_mib;
+    c.vcpus = 1;
+    c.nics.push_back({"00:16:3e:00:00:01", "xenbr0", "", "", ""});
+    return c;
+}
+
+// A primary (the double's domain, protected by a Replicator) and a backup
+// (a BackupServer whose standbys are XenStandby) in one process.
+struct Pair {
+    Log log;
+    StandbyRegistry registry;
+    std::unique_ptr<BackupServer> server;
+    std::shared_ptr<XenSession> xen;
+    std::uint64_t standby_memory_mib;
+
+    explicit Pair(std::uint64_t standby_mib = 16) : standby_memory_mib(standby_mib)
+    {
+        xd::reset();
+        xen = XenSession::open(std::ref(log));
+        BackupSettings backup;
+        backup.listen = {"127.0.0.1", 0};
+        server = std::make_unique<BackupServer>(
+            backup, registry,
+            [this](const proto::Hello &hello, std::string *) -> std::unique_ptr<StandbyGuest> {
+                return std::make_unique<XenStandby>(
+                    web_config(standby_memory_mib), hello.memory_size(), [this] { return xen; }, nullptr);
+            },
+            std::ref(log));
+        server->start();
+    }
+    ~Pair()
+    {
+        server->stop();
+        xd::reset();
+    }
+    Replicator::Connect connect()
+    {
+        auto port = server->port();
+        return [port]() -> std::unique_ptr<Link> {
+            Endpoint to{"127.0.0.1", port};
+            auto fd = connect_tcp(to, 2s);
+            tune_stream_socket(fd.get(), 2s);
+            return std::make_unique<SocketLink>(std::move(fd), to.to_string(), 2s);
+        };
+    }
+    ReplicationSettings settings()
+    {
+        ReplicationSettings s;
+        s.interval = 10ms;
+        return s;
+    }
+};
+
+std::uint32_t make_domain(std::uint64_t pages = 4096, std::vector<std::uint64_t> holes = {2000, 2001, 2002})
+{
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.pages = pages;
+    spec.holes = std::move(holes);
+    auto domid = xd::create_domain(spec);
+    xd::start_workload(domid, 50us);
+    return domid;
+}
+
+void require_standby_equals_domain(StandbyRegistry &registry, std::uint32_t domid)
+{
+    const auto memory = xd::memory(domid);
+    bool found = registry.inspect("web01", [&](const StandbyGuest &standby) {
+        auto &image = dynamic_cast<const StandbyImage &>(standby);
+        REQUIRE(image.memory().size() == memory.size());
+        CHECK(std::memcmp(image.memory().data(), memory.data(), memory.size()) == 0);
+        REQUIRE(image.cpu());
+        REQUIRE(image.cpu()->has_xen());
+        const auto &x = image.cpu()->xen();
+        CHECK(x.domain_type() == "hvm");
+        CHECK(xd::rip_in_context(x.hvm_context()) == xd::counter(domid));
+        CHECK(xd::stored_counter_in(image.memory().data()) == xd::counter(domid));
+        bool store_pfn = false;
+        for (const auto &p : x.params())
+            store_pfn |= p.index() == HVM_PARAM_STORE_PFN && p.value() == 4095;
+        CHECK(store_pfn);
+    });
+    REQUIRE(found);
+}
+
+// Waits until the replicator has given up on the guest.
+std::string wait_for_error(Replicator &replicator)
+{
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+        auto status = replicator.status();
+        if (!status.last_error.empty())
+            return status.last_error;
+        std::this_thread::sleep_for(5ms);
+    }
+    return "";
+}
+
+} // namespace
+
+TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every acked epoch, and fails over",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    std::vector<std::uint8_t> committed;
+    {
+        XenGuest guest(pair.xen, find_domain(*pair.xen, "web01"));
+        CHECK(guest.memory_size() == 4096 * kPageSize);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        CHECK(xd::log_dirty_enabled(domid));
+        CHECK(guest.mapping_mode() == "one mapping of all memory, kept across epochs");
+        CHECK(pair.log.contains("3 of 4096 frames are not RAM"));
+        for (int round = 0; round < 3; ++round) {
+            const auto before = xd::counter(domid);
+            std::this_thread::sleep_for(40ms);
+            auto epoch = replicator.freeze(10s);
+            INFO("frozen at epoch " << epoch.value << "\n" << pair.log.all());
+            CHECK(pair.registry.status().at(0).epoch == epoch.value);
+            CHECK(xd::counter(domid) > before); // the workload ran in between
+            CHECK(xd::pause_count(domid) == 1);
+            require_standby_equals_domain(pair.registry, domid);
+            replicator.thaw();
+        }
+        CHECK(replicator.status().checkpoints >= 3);
+        CHECK(xd::calls()["xc_logdirty_control"] >= 3);
+        CHECK(xd::calls()["xenforeignmemory_map"] == 1); // mapped once, kept across epochs
+        replicator.freeze(10s);
+        require_standby_equals_domain(pair.registry, domid);
+        xd::stop_workload(domid); // the domain stays as the standby has it
+        committed = xd::memory(domid);
+        replicator.stop("test: unprotect");
+        CHECK_FALSE(xd::log_dirty_enabled(domid));
+        CHECK(xd::pause_count(domid) == 0);
+    }
+    // The primary dies; the backup builds the domain from its standby.
+    xd::destroy_domain(domid);
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    auto guest = standby->activate();
+    const auto new_domid = xd::domid_of("web01");
+    REQUIRE(new_domid != 0);
+    CHECK(new_domid != domid);
+    CHECK(xd::context_loaded(new_domid));
+    CHECK(xd::pause_count(new_domid) == 0); // unpaused
+    const auto filled = xd::memory(new_domid);
+    REQUIRE(filled.size() == committed.size());
+    CHECK(std::memcmp(filled.data(), committed.data(), filled.size()) == 0);
+    CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
+    CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
+    CHECK(guest->name() == "web01");
+    // It runs on from where the standby was.
+    const auto resumed_at = xd::counter(new_domid);
+    xd::start_workload(new_domid, 50us);
+    std::this_thread::sleep_for(20ms);
+    CHECK(xd::counter(new_domid) > resumed_at);
+}
+
+TEST_CASE("Xen: an error from any Xen call stops protection with a clear message and leaves log-dirty off", "[xen]")
+{
+    struct Case {
+        const char *call;
+        int error;
+        const char *says;
+    };
+    auto c = GENERATE(Case{"xc_logdirty_control", EPERM, "xc_logdirty_control(CLEAN) on domain"},
+                      Case{"xc_domain_hvm_getcontext", ENOMEM, "Xen or Dom0 is out of memory"},
+                      Case{"xc_domain_pause", ESRCH, "the domain no longer exists"},
+                      Case{"xc_hvm_param_get", EPERM, "must run as root in Dom0"});
+    INFO(c.call << " fails with " << std::strerror(c.error));
+    Pair pair;
+    const auto domid = make_domain();
+    XenGuest guest(pair.xen, domid);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    xd::fail_call(c.call, c.error);
+    const auto error = wait_for_error(replicator);
+    INFO(pair.log.all());
+    CHECK(error.find(c.says) != std::string::npos);
+    CHECK(error.find(std::strerror(c.error)) != std::string::npos);
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    CHECK(xd::pause_count(domid) == 0); // left running
+    replicator.stop("test over");
+    CHECK(xd::exists(domid));
+}
+
+TEST_CASE("Xen: enabling log-dirty is refused: protection does not start, and says why", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    XenGuest guest(pair.xen, domid);
+    xd::fail_call("xc_shadow_control", EPERM, 0, 1);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    const auto error = wait_for_error(replicator);
+    CHECK(error.find("xc_shadow_control(ENABLE_LOGDIRTY) on domain " + std::to_string(domid) +
+                     " failed: Operation not permitted") != std::string::npos);
+    CHECK_FALSE(replicator.wait_protected(100ms));
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    CHECK(xd::pause_count(domid) == 0);
+    replicator.stop("test over");
+}
+
+TEST_CASE("Xen: a domain that vanishes mid-epoch ends protection cleanly", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        // Destroyed by someone else while paused, just before the harvest.
+        xd::vanish_on_call("xc_logdirty_control", domid, 2);
+        const auto error = wait_for_error(replicator);
+        INFO(pair.log.all());
+        CHECK(error.find("on domain " + std::to_string(domid) + " failed: No such process (the domain no longer exists") !=
+              std::string::npos);
+        CHECK_FALSE(xd::exists(domid));
+        replicator.stop("test over");
+    } // the guest's destructor copes with the domain being gone
+    CHECK(pair.log.contains("resuming after a failed checkpoint failed too"));
+}
+
+TEST_CASE("Xen: log-dirty already on (video RAM tracking) is taken over", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    xd::enable_log_dirty_behind_our_back(domid);
+    XenGuest guest(pair.xen, domid);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    CHECK(pair.log.contains("turning it off and enabling it again"));
+    replicator.freeze(10s);
+    require_standby_equals_domain(pair.registry, domid);
+    replicator.stop("test over");
+}
+
+TEST_CASE("Xen: when all memory cannot be mapped at once, pages are mapped per batch, with the same result", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    xd::limit_map_pages(1024);
+    XenGuest guest(pair.xen, domid);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    CHECK(pair.log.contains("mapping 1024 pages per batch in each epoch instead"));
+    CHECK(guest.mapping_mode() == "a mapping per batch of 1024 pages");
+    for (int round = 0; round < 2; ++round) {
+        std::this_thread::sleep_for(30ms);
+        replicator.freeze(10s);
+        require_standby_equals_domain(pair.registry, domid);
+        replicator.thaw();
+    }
+    replicator.stop("test over");
+}
+
+TEST_CASE("Xen: domains are found by name or domid; PV domains and unknown names are refused with the reason", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    CHECK(find_domain(*pair.xen, "web01") == domid);
+    CHECK(find_domain(*pair.xen, std::to_string(domid)) == domid);
+    CHECK_THROWS_WITH(find_domain(*pair.xen, "db99"), Catch::Contains("no running domain named db99"));
+    CHECK_THROWS_WITH(find_domain(*pair.xen, "999"), Catch::Contains("no running domain with domid 999"));
+    CHECK_THROWS_WITH(find_domain(*pair.xen, "0"), Catch::Contains("Dom0 itself"));
+    CHECK_THROWS_WITH(find_domain(*pair.xen, "--peer"), Catch::Contains("no running domain named --peer"));
+    xd::DomainSpec pv;
+    pv.name = "legacy";
+    pv.type = "pv";
+    const auto pv_domid = xd::create_domain(pv);
+    CHECK_THROWS_WITH(XenGuest(pair.xen, pv_domid), Catch::Contains("is a PV guest") && Catch::Contains("pvh"));
+    xd::fail_call("xc_interface_open", EACCES, 0, 1);
+    CHECK_THROWS_WITH(XenSession::open(nullptr), Catch::Contains("cannot open libxenctrl") &&
+                                                     Catch::Contains("Dom0"));
+}
+
+TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is not activated, and nothing is left behind",
+          "[xen]")
+{
+    Pair pair(8); // 8 MiB on the backup, 16 MiB on the primary
+    const auto domid = make_domain();
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.freeze(10s);
+        replicator.stop("test over");
+    }
+    xd::destroy_domain(domid);
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("differs from the primary's"));
+    CHECK(xd::domid_of("web01") == 0); // the half-built domain was destroyed
+}
+
+TEST_CASE("Xen: a standby needs a fixed MAC for every vif", "[xen]")
+{
+    auto config = web_config(16);
+    CHECK(standby_config_problem(config).empty());
+    config.nics[0].mac.clear();
+    CHECK_THAT(standby_config_problem(config), Catch::Contains("has no mac="));
+    config = web_config(16);
+    config.type = "pv";
+    CHECK_THAT(standby_config_problem(config), Catch::Contains("PV guest"));
+}
