@@ -11,7 +11,17 @@
 #include <fstream>
 #include <sstream>
 
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include "drbd/disk_guard.h"
 #include "drbd/drbd_probe.h"
+#include "drbd/drbd_promote.h"
+#include "drbd/events2_follower.h"
 #include "drbd/drbd_state.h"
 
 using namespace understudy::drbd;
@@ -223,4 +233,99 @@ TEST_CASE("probing a resource: its state, its protocol and what that means after
     CHECK_THROWS_WITH(probe_resource("r0", "/nonexistent/drbdsetup"), Catch::Contains("is drbd-utils installed"));
     CHECK_THROWS_WITH(probe_resource("--all", kFake), Catch::Contains("is not a DRBD resource name"));
     CHECK_THROWS_WITH(probe_resource("a b", kFake), Catch::Contains("is not a DRBD resource name"));
+}
+
+// ---- promotion, the disk guard and following events2 ------------------------
+
+TEST_CASE("promotion runs drbdadm primary and passes DRBD's refusal on", "[drbd]")
+{
+    const std::string fake_adm = std::string(UNDERSTUDY_SOURCE_DIR) + "/tests/support/fake-drbdadm";
+    const auto log = std::filesystem::temp_directory_path() / ("drbdadm-" + std::to_string(getpid()));
+    std::filesystem::remove(log);
+    setenv("FAKE_DRBDADM_LOG", log.c_str(), 1);
+    promote_resource("web01-disk", fake_adm);
+    std::ifstream in(log);
+    std::string line;
+    std::getline(in, line);
+    CHECK(line == "primary web01-disk");
+    setenv("FAKE_DRBDADM_FAIL", "web01-disk: State change failed: (-1) Multiple primaries not allowed by config", 1);
+    CHECK_THROWS_WITH(promote_resource("web01-disk", fake_adm),
+                      Catch::Contains("refused (exit 11): web01-disk: State change failed") &&
+                          Catch::Contains("peer is still Primary"));
+    CHECK_THROWS_WITH(promote_resource("--force", fake_adm), Catch::Contains("is not a DRBD resource name"));
+    unsetenv("FAKE_DRBDADM_FAIL");
+    unsetenv("FAKE_DRBDADM_LOG");
+    std::filesystem::remove(log);
+}
+
+TEST_CASE("a guest is protected only if its writable disks are replicated, unless the operator allows it", "[drbd]")
+{
+    FakeDrbd fake("status_json_two_resources_quorum.json", "drbdsetup_show_9_standalone_connected.txt");
+    auto probe = [](const std::string &r) { return probe_resource(r, kFake); };
+    std::vector<GuestDisk> disks{{"xvda", "1-single-0", true, true}, {"xvdc", "/srv/iso/debian.iso", false, false}};
+    auto notes = check_replicated_disks("web01", disks, false, probe);
+    REQUIRE(notes.size() == 2);
+    CHECK(notes[0].find("DRBD resource 1-single-0 replicates; protocol C") != std::string::npos);
+    CHECK(notes[1].find("read-only") != std::string::npos);
+
+    disks.push_back({"xvdb", "/var/lib/xen/images/web01-data.img", false, true});
+    CHECK_THROWS_WITH(check_replicated_disks("web01", disks, false, probe),
+                      Catch::Contains("refusing to protect web01") &&
+                          Catch::Contains("disk xvdb (/var/lib/xen/images/web01-data.img) is not on DRBD") &&
+                          Catch::Contains("--allow-unreplicated-disk"));
+    notes = check_replicated_disks("web01", disks, true, probe);
+    CHECK(notes.back().find("UNREPLICATED (allowed by the operator): disk xvdb") != std::string::npos);
+
+    // A resource that is StandAlone (a possible split brain) does not count.
+    setenv("FAKE_DRBD_STATUS", fixture_path("status_json_syncsource_nan.json").c_str(), 1);
+    std::vector<GuestDisk> missing{{"xvda", "1-single-0", true, true}};
+    CHECK_THROWS_WITH(check_replicated_disks("web01", missing, false, probe),
+                      Catch::Contains("does not list resource 1-single-0"));
+}
+
+TEST_CASE("events2 is followed: each change of the verdict is reported, and its end", "[drbd]")
+{
+    setenv("FAKE_DRBD_EVENTS", fixture_path("events2_diff_transitions.txt").c_str(), 1);
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<ReplicationVerdict> seen;
+    std::string ended;
+    {
+        Events2Follower follower(
+            "some-resource", kFake,
+            [&](const ReplicationVerdict &v) {
+                std::lock_guard lock(mutex);
+                seen.push_back(v);
+                cv.notify_all();
+            },
+            [&](const std::string &why) {
+                std::lock_guard lock(mutex);
+                ended = why;
+                cv.notify_all();
+            });
+        std::unique_lock lock(mutex);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !ended.empty(); }));
+        CHECK(follower.verdict().replicated);
+    }
+    // The recording: created StandAlone (suspected split brain), then
+    // Connected with an UpToDate peer.
+    REQUIRE(seen.size() >= 2);
+    CHECK_FALSE(seen.front().replicated);
+    CHECK(std::any_of(seen.begin(), seen.end(), [](const ReplicationVerdict &v) {
+        return v.split_brain_suspected && v.reason.find("StandAlone") != std::string::npos;
+    }));
+    CHECK(seen.back().replicated);
+    CHECK(ended.find("drbdsetup events2 some-resource ended (exit 0)") != std::string::npos);
+
+    // While events2 runs, destroying the follower stops it without an "ended".
+    setenv("FAKE_DRBD_EVENTS_HOLD", "1", 1);
+    ended.clear();
+    {
+        Events2Follower follower("some-resource", kFake, [](const ReplicationVerdict &) {},
+                                 [&](const std::string &why) { ended = why; });
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    CHECK(ended.empty());
+    unsetenv("FAKE_DRBD_EVENTS_HOLD");
+    unsetenv("FAKE_DRBD_EVENTS");
 }
