@@ -24,6 +24,10 @@ class Guest {
     // Both return only once the guest's vCPUs are really stopped / running.
     virtual void pause() = 0;
     virtual void resume() = 0;
+    // Stops this copy for good, because another host runs the guest now
+    // (hand-over, drill): it must never run again, and it lets go of what
+    // the other copy needs (a Xen domain is destroyed, freeing its disks).
+    virtual void stop_for_good() = 0;
 
     virtual void enable_dirty_log() = 0;
     // Ends dirty logging when replication stops for good (a backend whose

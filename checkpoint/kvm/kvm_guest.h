@@ -63,6 +63,7 @@ class KvmGuest final : public Guest {
     [[nodiscard]] bool paused() const { return runner_.paused(); }
     // Stops the vCPU for good (the memory stays readable).
     void stop() { runner_.stop(); }
+    void stop_for_good() override { stop(); }
     [[nodiscard]] std::optional<VmStop> stopped() const { return runner_.stopped(); }
     std::optional<VmStop> wait_for(std::chrono::milliseconds timeout) const { return runner_.wait_for(timeout); }
     [[nodiscard]] std::string console_output() const { return console_.recent_output(); }

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 extern "C" {
+#include <libxl.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 #include <xen/hvm/params.h>
@@ -75,6 +76,24 @@ void XenGuest::resume()
     if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         throw_xen_error("xc_domain_unpause", facts_.domid, errno);
     paused_by_us_ = false;
+}
+
+void XenGuest::stop_for_good()
+{
+    if (xc_domain_pause(xen_->xc(), facts_.domid) != 0 && errno != ESRCH)
+        throw_xen_error("xc_domain_pause", facts_.domid, errno);
+    try {
+        disable_dirty_log();
+    } catch (const std::exception &e) {
+        xen_->log("domain " + facts_.name + ": " + e.what());
+    }
+    unmap_all();
+    paused_by_us_ = false; // destroyed next: nothing to unpause
+    if (int rc = libxl_domain_destroy(xen_->libxl(), facts_.domid, nullptr); rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
+        throw XenError("libxl_domain_destroy of domain " + std::to_string(facts_.domid) + " failed (libxl error " +
+                           std::to_string(rc) + "); it is paused: destroy it with `xl destroy " + facts_.name + "`",
+                       EIO);
+    xen_->log("domain " + facts_.name + " (" + std::to_string(facts_.domid) + "): destroyed here, for good");
 }
 
 void XenGuest::enable_dirty_log()

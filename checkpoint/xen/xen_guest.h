@@ -31,6 +31,8 @@ class XenGuest final : public Guest {
     std::uint64_t memory_size() const override { return facts_.pages * kPageSize; }
     void pause() override;
     void resume() override;
+    // Pauses the domain, then destroys it through libxenlight (xl destroy).
+    void stop_for_good() override;
     void enable_dirty_log() override;
     void disable_dirty_log() override;
     void harvest_dirty(DirtyBitmap &into) override;

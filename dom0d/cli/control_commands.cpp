@@ -116,7 +116,10 @@ int protect_command(const std::string &program, const std::vector<std::string> &
 {
     po::options_description o("Options");
     o.add_options()("help,h", "show this help and exit")("guest", po::value<std::string>(), "the guest to protect")(
-        "peer", po::value<std::string>(), "the backup host's understudyd, HOST[:PORT] (port 7300 by default)");
+        "peer", po::value<std::string>(), "the backup host's understudyd, HOST[:PORT] (port 7300 by default)")(
+        "allow-unreplicated-disk",
+        "Xen: protect the domain even though a writable disk of it is not replicated by DRBD (the backup then "
+        "resumes with a disk that lacks the primary's writes)");
     add_socket_option(o);
     po::positional_options_description p;
     p.add("guest", 1);
@@ -124,10 +127,12 @@ int protect_command(const std::string &program, const std::vector<std::string> &
     if (!parse(program, "protect", args, o, p, parsed))
         return 2;
     if (parsed.help) {
-        std::cout << "Usage: " << program << " protect GUEST --peer HOST[:PORT]\n\n"
-                  << "Starts replicating GUEST (running under this host's understudyd) to the understudyd on\n"
-                  << "HOST: a full copy first, then a checkpoint every interval. `understudy status` shows\n"
-                  << "when it is protected.\n\n"
+        std::cout << "Usage: " << program << " protect GUEST --peer HOST[:PORT] [--allow-unreplicated-disk]\n\n"
+                  << "Starts replicating GUEST to the understudyd on HOST: a full copy first, then a\n"
+                  << "checkpoint every interval. `understudy status` shows when it is protected.\n"
+                  << "GUEST is a kvm guest running under this host's understudyd, or, on a Xen Dom0, an xl\n"
+                  << "domain by name or domid (HVM or PVH; it needs a [guest NAME] section with\n"
+                  << "backend = xen on both hosts, and its writable disks on DRBD; see docs/xen.md).\n\n"
                   << o;
         return 0;
     }
@@ -139,6 +144,7 @@ int protect_command(const std::string &program, const std::vector<std::string> &
     proto::ControlRequest r;
     r.mutable_protect()->set_guest(parsed.vm["guest"].as<std::string>());
     r.mutable_protect()->set_peer(parsed.vm["peer"].as<std::string>());
+    r.mutable_protect()->set_allow_unreplicated_disk(parsed.vm.count("allow-unreplicated-disk") > 0);
     return send(program, "protect", parsed.vm["socket"].as<std::string>(), r);
 }
 

@@ -8,6 +8,7 @@
 #include "checkpoint/kvm/kvm_standby.h"
 #include "checkpoint/stream/sha256.h"
 #include "checkpoint/stream/socket_link.h"
+#include "checkpoint/xen/xen_guest.h"
 #include "netbuffer_qdisc/plug_qdisc.h"
 
 namespace understudy::daemon {
@@ -144,7 +145,19 @@ void Daemon::boot(const GuestConfig &g)
     log_("guest " + g.name + ": started (" + std::to_string(g.vm.memory_bytes >> 20) + " MiB, tap " +
          (g.tap.empty() ? "none" : g.tap) + ", disk " + (g.disk.empty() ? "none" : g.disk.string()) + ")");
     std::lock_guard lock(mutex_);
-    guests_[g.name] = Running{std::move(guest), nullptr, nullptr, "standalone"};
+    Running r;
+    r.guest = std::move(guest);
+    r.role = "standalone";
+    guests_[g.name] = std::move(r);
+}
+
+std::vector<OutputBuffer *> Daemon::Running::buffers() const
+{
+    if (output)
+        return {&output->buffer()};
+    if (vif_output)
+        return vif_output->buffers();
+    return {};
 }
 
 std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, std::string *refusal) const
@@ -154,14 +167,25 @@ std::unique_ptr<StandbyGuest> Daemon::make_standby(const proto::Hello &hello, st
         *refusal = "guest " + hello.guest_id() + " is not configured on " + config_.node;
         return nullptr;
     }
+    if (hello.backend() != g->backend) {
+        *refusal = "guest " + hello.guest_id() + " uses backend " + hello.backend() + " on the primary and " +
+                   g->backend + " (its [guest] section) on " + config_.node;
+        return nullptr;
+    }
+    if (g->backend == "xen") {
+        {
+            std::lock_guard lock(mutex_);
+            if (runs_here(hello.guest_id())) {
+                *refusal = "guest " + hello.guest_id() + " is running on " + config_.node + "; it cannot also be its standby";
+                return nullptr;
+            }
+        }
+        return make_xen_standby(hello, *g, refusal);
+    }
     if (hello.memory_size() != g->vm.memory_bytes) {
         *refusal = "guest " + hello.guest_id() + " has " + std::to_string(hello.memory_size() >> 20) +
                    " MiB on the primary and " + std::to_string(g->vm.memory_bytes >> 20) + " MiB (memory_mib) on " +
                    config_.node;
-        return nullptr;
-    }
-    if (hello.backend() != "kvm") {
-        *refusal = "guest " + hello.guest_id() + " uses backend " + hello.backend() + "; this host runs kvm";
         return nullptr;
     }
     {
@@ -190,7 +214,7 @@ Replicator::Connect Daemon::connector(const Endpoint &peer) const
     };
 }
 
-std::string Daemon::protect(const std::string &name, const std::string &peer_text)
+std::string Daemon::protect(const std::string &name, const std::string &peer_text, bool allow_unreplicated_disk)
 {
     Endpoint peer;
     try {
@@ -200,8 +224,24 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
     }
     std::lock_guard lock(mutex_);
     auto it = guests_.find(name);
-    if (it == guests_.end())
-        throw std::runtime_error("guest " + name + " is not running on " + config_.node);
+    if (it == guests_.end()) {
+        const GuestConfig *g = config_.guest(name);
+        if (g && g->backend == "kvm")
+            throw std::runtime_error("guest " + name + " is not running on " + config_.node);
+        // Not one of ours: an xl domain, by name or domid.
+        return protect_xen(name, peer, allow_unreplicated_disk);
+    }
+    if (it->second.backend == "xen" && !it->second.replicator && it->second.role != "relinquished") {
+        // A domain that runs here unprotected (taken over from the peer):
+        // protected like any xl domain, by its domid.
+        auto *domain = dynamic_cast<xen::XenGuest *>(it->second.guest.get());
+        const auto domid = std::to_string(domain->domid());
+        guests_.erase(it);
+        return protect_xen(domid, peer, allow_unreplicated_disk);
+    }
+    if (allow_unreplicated_disk)
+        throw std::runtime_error("--allow-unreplicated-disk is for Xen domains; kvm guests replicate their disk "
+                                 "with their memory");
     if (it->second.replicator)
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
     if (it->second.role == "relinquished")
@@ -226,6 +266,7 @@ std::string Daemon::unprotect(const std::string &name)
 {
     std::unique_ptr<Replicator> replicator;
     std::unique_ptr<VmmOutputQueue> output;
+    Running xen; // a Xen domain is xl's again once unprotected
     {
         std::lock_guard lock(mutex_);
         auto it = guests_.find(name);
@@ -234,9 +275,15 @@ std::string Daemon::unprotect(const std::string &name)
         replicator = std::move(it->second.replicator);
         output = std::move(it->second.output);
         it->second.role = "standalone";
+        if (it->second.backend == "xen") {
+            xen = std::move(it->second);
+            guests_.erase(it);
+        }
     }
-    replicator->stop("unprotected by the operator");
+    replicator->stop("unprotected by the operator"); // also turns Xen's log-dirty off
     output.reset(); // what is held goes out; output flows directly again
+    xen.disk_followers.clear();
+    xen.vif_output.reset(); // the same for a Xen domain's vifs, then their redirect is removed
     events_.add(name, "unprotect", "unprotected by the operator; it keeps running without a standby");
     return "guest " + name + " is no longer protected";
 }
@@ -327,7 +374,11 @@ std::string Daemon::activate(const std::string &name)
     events_.add(name, "activated",
                 "runs on " + config_.node + " from its standby copy at epoch " + std::to_string(epoch));
     std::lock_guard lock(mutex_);
-    Running r{std::move(guest), nullptr, nullptr, "activated"};
+    Running r;
+    r.guest = std::move(guest);
+    r.role = "activated";
+    if (const GuestConfig *g = config_.guest(name))
+        r.backend = g->backend;
     r.activated_epoch = epoch;
     guests_[name] = std::move(r);
     return "guest " + name + " runs on " + config_.node + " from its last committed checkpoint";
@@ -358,21 +409,24 @@ proto::StatusReply Daemon::status(const std::string &only) const
             g->set_link("none");
             continue;
         }
-        if (r.output) {
-            const auto o = r.output->buffer().status();
+        if (const auto buffers = r.buffers(); !buffers.empty()) {
             auto *out = g->mutable_output();
-            out->set_way("in-vmm");
-            out->set_holding(o.holding);
-            out->set_held_frames(o.held_frames);
-            out->set_held_bytes(o.held_bytes);
-            out->set_released_frames(o.released_frames);
-            out->set_passed_frames(o.passed_frames);
-            out->set_dropped_frames(o.dropped_frames);
-            out->set_transmit_errors(o.transmit_errors);
-            out->set_capacity_bytes(r.output->buffer().settings().capacity_bytes);
-            out->set_policy(policy_name(r.output->buffer().settings().policy));
-            out->set_released_epoch(o.released_epoch);
-            out->set_discarded_frames(o.discarded_frames);
+            out->set_way(r.output ? "in-vmm" : "tap-redirect");
+            out->set_released_epoch(~std::uint64_t{0});
+            for (auto *b : buffers) { // a Xen domain's vifs together
+                const auto o = b->status();
+                out->set_holding(out->holding() || o.holding);
+                out->set_held_frames(out->held_frames() + o.held_frames);
+                out->set_held_bytes(out->held_bytes() + o.held_bytes);
+                out->set_released_frames(out->released_frames() + o.released_frames);
+                out->set_passed_frames(out->passed_frames() + o.passed_frames);
+                out->set_dropped_frames(out->dropped_frames() + o.dropped_frames);
+                out->set_transmit_errors(out->transmit_errors() + o.transmit_errors);
+                out->set_capacity_bytes(out->capacity_bytes() + b->settings().capacity_bytes);
+                out->set_policy(policy_name(b->settings().policy));
+                out->set_released_epoch(std::min(out->released_epoch(), o.released_epoch));
+                out->set_discarded_frames(out->discarded_frames() + o.discarded_frames);
+            }
         }
         auto s = r.replicator->status();
         g->set_state(state_name(s.state));
@@ -419,7 +473,8 @@ proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
     try {
         switch (request.command_case()) {
         case proto::ControlRequest::kProtect:
-            return success(protect(request.protect().guest(), request.protect().peer()));
+            return success(protect(request.protect().guest(), request.protect().peer(),
+                                   request.protect().allow_unreplicated_disk()));
         case proto::ControlRequest::kUnprotect:
             return success(unprotect(request.unprotect().guest()));
         case proto::ControlRequest::kStatus: {

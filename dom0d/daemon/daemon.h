@@ -11,9 +11,12 @@
 #include "checkpoint/backup_server.h"
 #include "checkpoint/replicator.h"
 #include "checkpoint/standby_registry.h"
+#include "checkpoint/xen/xen_session.h"
 #include "dom0d/daemon/daemon_config.h"
 #include "dom0d/daemon/event_log.h"
 #include "dom0d/daemon/failover_controller.h"
+#include "dom0d/daemon/xen_vif_output.h"
+#include "drbd/events2_follower.h"
 #include "netbuffer_qdisc/vmm_output_queue.h"
 #include "proto/control.pb.h"
 
@@ -40,14 +43,20 @@ class Daemon {
         std::unique_ptr<Guest> guest;
         // Destroyed in reverse: replication stops, then held output goes out,
         // then the guest.
-        std::unique_ptr<VmmOutputQueue> output;
+        std::unique_ptr<VmmOutputQueue> output;          // kvm: in the VMM
+        std::unique_ptr<XenVifOutput> vif_output;        // xen: tap redirect of its vifs
+        std::vector<std::unique_ptr<drbd::Events2Follower>> disk_followers; // xen: DRBD disks
         std::unique_ptr<Replicator> replicator;
         std::string role; // "standalone", "primary", "activated", "relinquished"
         std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from
+        std::string backend = "kvm";
+
+        // The output buffers that hold this guest's network output.
+        [[nodiscard]] std::vector<OutputBuffer *> buffers() const;
     };
 
     void boot(const GuestConfig &guest);
-    std::string protect(const std::string &guest, const std::string &peer);
+    std::string protect(const std::string &guest, const std::string &peer, bool allow_unreplicated_disk);
     std::string unprotect(const std::string &guest);
     proto::ChecksumReply checksum(const std::string &guest);
     std::string activate(const std::string &guest);
@@ -69,6 +78,16 @@ class Daemon {
     Replicator::Connect connector(const Endpoint &peer) const;
     std::unique_ptr<StandbyGuest> make_standby(const proto::Hello &hello, std::string *refusal) const;
 
+    // The Xen backend (daemon_xen.cpp). Xen is opened when first needed;
+    // throws saying why it cannot be (not a Dom0, not root).
+    std::shared_ptr<xen::XenSession> xen_session() const;
+    // With mutex_ held: protects xl domain `domain` (name or domid).
+    std::string protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk);
+    std::unique_ptr<StandbyGuest> make_xen_standby(const proto::Hello &hello, const GuestConfig &g,
+                                                   std::string *refusal) const;
+    // Makes this host Primary for each DRBD disk of `g` (before its domain starts here).
+    void promote_disks(const GuestConfig &g) const;
+
     DaemonConfig config_;
     Log log_;
     mutable std::mutex mutex_;
@@ -78,6 +97,8 @@ class Daemon {
     EventLog events_;
     std::unique_ptr<FailoverController> failover_;
     std::shared_ptr<TlsContext> client_tls_;
+    mutable std::mutex xen_mutex_;
+    mutable std::shared_ptr<xen::XenSession> xen_;
     bool plug_qdisc_ = false;        // the kernel has sch_plug (detected at start)
     std::string plug_qdisc_detail_;
 };

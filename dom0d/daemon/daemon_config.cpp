@@ -4,7 +4,9 @@
 
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -87,6 +89,34 @@ class Section {
     std::set<std::string> known_;
 };
 
+GuestConfig parse_xen_guest(const std::string &name, const Section &s)
+{
+    GuestConfig g;
+    g.name = name;
+    g.backend = "xen";
+    g.autostart = false; // xl starts Xen domains
+    auto path = s.text("xl_config");
+    if (!path)
+        throw ConfigError(s.where() + ".xl_config: missing (the domain's xl.cfg, e.g. /etc/xen/" + name + ".cfg)");
+    g.xl_config = *path;
+    std::ifstream in(g.xl_config);
+    if (!in)
+        throw ConfigError(s.where() + ".xl_config: cannot open " + *path + ": " + std::strerror(errno));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > (1 << 20))
+        throw ConfigError(s.where() + ".xl_config: " + *path + " is larger than 1 MiB");
+    try {
+        g.xl = xen::parse_xl_config(text, *path);
+    } catch (const xen::XlConfigError &e) {
+        throw ConfigError(s.where() + ".xl_config: " + e.what());
+    }
+    if (g.xl->name != name)
+        throw ConfigError(s.where() + ".xl_config: " + *path + " names the domain '" + g.xl->name +
+                          "', not '" + name + "'");
+    g.allow_unreplicated_disk = s.flag("allow_unreplicated_disk", false);
+    return g;
+}
+
 GuestConfig parse_guest(const std::string &name, const Section &s)
 {
     GuestConfig g;
@@ -153,13 +183,17 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
         return it == tree.not_found() ? empty : it->second;
     };
 
-    Section d(section_of("daemon"), file + ": [daemon]", {"node", "control_socket", "state_dir", "metrics"});
+    Section d(section_of("daemon"), file + ": [daemon]",
+              {"node", "control_socket", "state_dir", "metrics", "drbdsetup", "drbdadm", "netbuf_setup"});
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     c.node = d.text("node", host);
     c.control_socket = d.text("control_socket", c.control_socket.string());
     c.state_dir = d.text("state_dir", c.state_dir.string());
     c.metrics = d.endpoint("metrics", 9464);
+    c.drbdsetup = d.text("drbdsetup", c.drbdsetup);
+    c.drbdadm = d.text("drbdadm", c.drbdadm);
+    c.netbuf_setup = d.text("netbuf_setup", UNDERSTUDY_SCRIPT_DIR "/netbuf-setup");
 
     Section r(section_of("replication"), file + ": [replication]",
               {"listen", "psk_file", "certificate", "private_key", "ca", "insecure", "interval_ms", "ack_timeout_ms",
@@ -278,10 +312,17 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     for (const auto &[name, section] : tree) {
         if (!name.starts_with("guest "))
             continue;
-        Section g(section, file + ": [" + name + "]",
-                  {"kernel", "memory_mib", "tap", "ip", "mac", "port", "dirty_rate", "guest_arg", "disk", "disk_mib",
-                   "autostart"});
-        auto guest = parse_guest(name.substr(6), g);
+        const auto backend = section.get<std::string>("backend", "kvm");
+        if (backend != "kvm" && backend != "xen")
+            throw ConfigError(file + ": [" + name + "].backend: '" + backend + "' is not kvm or xen");
+        const bool xen = backend == "xen";
+        Section g(section, file + ": [" + name + "]" + (xen ? " (backend = xen)" : ""),
+                  xen ? std::set<std::string>{"backend", "xl_config", "allow_unreplicated_disk"}
+                      : std::set<std::string>{"backend", "kernel", "memory_mib", "tap", "ip", "mac", "port",
+                                              "dirty_rate", "guest_arg", "disk", "disk_mib", "autostart"});
+        if (!valid_guest_id(name.substr(6)) || name.size() - 6 > 32)
+            throw ConfigError(g.where() + ": guest name must be 1-32 characters of A-Z a-z 0-9 _ . -");
+        auto guest = xen ? parse_xen_guest(name.substr(6), g) : parse_guest(name.substr(6), g);
         if (c.guest(guest.name))
             throw ConfigError(file + ": guest " + guest.name + " is configured twice");
         c.guests.push_back(std::move(guest));

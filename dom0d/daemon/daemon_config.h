@@ -15,6 +15,7 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
+#include "checkpoint/xen/xl_config.h"
 #include "heartbeat/heartbeat_service.h"
 #include "netbuffer_qdisc/output_buffer.h"
 
@@ -29,7 +30,13 @@ inline constexpr std::uint16_t kDefaultStreamPort = 7300;
 
 struct GuestConfig {
     std::string name;
-    kvm::KvmGuestConfig vm;          // image, RAM, MAC, IP, port, workload
+    std::string backend = "kvm";     // "kvm": understudyd runs it; "xen": an xl domain
+    // backend = xen: the domain's xl.cfg on this host (read at start), and
+    // whether its writable disks may lack DRBD replication.
+    std::filesystem::path xl_config;
+    std::optional<xen::XlConfig> xl;
+    bool allow_unreplicated_disk = false;
+    kvm::KvmGuestConfig vm;          // kvm: image, RAM, MAC, IP, port, workload
     std::string tap;                 // "": the guest has no NIC
     std::filesystem::path disk;      // "": no disk
     std::uint64_t disk_bytes = 0;    // size when the image is created
@@ -66,6 +73,10 @@ struct DaemonConfig {
     OutputBufferSettings output;       // output commit of protected guests
     std::optional<FailoverConfig> failover;
     std::vector<GuestConfig> guests;
+    // Tools the Xen backend runs (absolute paths or names on PATH).
+    std::string drbdsetup = "drbdsetup";
+    std::string drbdadm = "drbdadm";
+    std::filesystem::path netbuf_setup; // scripts/netbuf-setup
 
     [[nodiscard]] const GuestConfig *guest(const std::string &name) const;
 };

@@ -35,8 +35,8 @@ proto::DrillReply Daemon::drill(const std::string &name)
     if (!failover_)
         throw std::runtime_error("a drill needs failure detection: " + config_.node + " has no [heartbeat] section");
     Replicator *replicator = nullptr;
-    kvm::KvmGuest *vm = nullptr;
-    OutputBuffer *output = nullptr;
+    Guest *vm = nullptr;
+    std::vector<OutputBuffer *> outputs;
     {
         std::lock_guard lock(mutex_);
         auto it = guests_.find(name);
@@ -50,8 +50,8 @@ proto::DrillReply Daemon::drill(const std::string &name)
                 throw std::runtime_error("a drill silences all of " + config_.node + "'s heartbeats, so the peer would "
                                          "take over guest " + other + " too; unprotect it first");
         replicator = it->second.replicator.get();
-        vm = dynamic_cast<kvm::KvmGuest *>(it->second.guest.get());
-        output = it->second.output ? &it->second.output->buffer() : nullptr;
+        vm = it->second.guest.get();
+        outputs = it->second.buffers();
     }
     if (!failover_->peer_alive())
         throw std::runtime_error(config_.failover->heartbeat.peer_node + " is not heard: nobody would take over");
@@ -60,11 +60,11 @@ proto::DrillReply Daemon::drill(const std::string &name)
                                "output of unacked epochs is lost");
     const auto crashed = Clock::now();
     failover_->play_dead(true);
-    if (output)
+    for (auto *output : outputs)
         output->cut_off(); // first: nothing of an unacked epoch may leave from here on
     replicator->halt("failover drill: simulated crash of " + config_.node);
     if (vm)
-        vm->stop();
+        vm->stop_for_good();
     {
         std::lock_guard lock(mutex_);
         guests_[name].role = "relinquished"; // this copy never runs again
@@ -74,12 +74,11 @@ proto::DrillReply Daemon::drill(const std::string &name)
     reply.set_guest(name);
     reply.set_peer_node(config_.failover->heartbeat.peer_node);
     reply.set_acked_epoch(replicator->status().acked_epoch);
-    if (output) {
+    reply.set_released_epoch(outputs.empty() ? reply.acked_epoch() : 0);
+    for (auto *output : outputs) { // the latest epoch any output was released for
         const auto s = output->status();
-        reply.set_released_epoch(s.released_epoch);
-        reply.set_discarded_frames(s.discarded_frames);
-    } else {
-        reply.set_released_epoch(reply.acked_epoch());
+        reply.set_released_epoch(std::max(reply.released_epoch(), s.released_epoch));
+        reply.set_discarded_frames(reply.discarded_frames() + s.discarded_frames);
     }
     // Detection takes the heartbeat timeout; fencing may take up to 30 s.
     const auto wait = std::min<std::chrono::milliseconds>(config_.failover->heartbeat.timeout * 5 +

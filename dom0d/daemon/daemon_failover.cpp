@@ -38,7 +38,7 @@ void Daemon::start_failover()
         }
     };
     host.reprotect = [this](const std::string &guest) {
-        (void)protect(guest, config_.failover->peer_stream->to_string());
+        (void)protect(guest, config_.failover->peer_stream->to_string(), false);
     };
     failover_ = std::make_unique<FailoverController>(*config_.failover, std::move(host), events_, log_);
     failover_->start();
@@ -151,8 +151,7 @@ void Daemon::hand_over(const std::string &guest)
         std::lock_guard lock(mutex_);
         auto &r = guests_[guest];
         r.role = "relinquished";
-        if (auto *vm = dynamic_cast<kvm::KvmGuest *>(r.guest.get()))
-            vm->stop(); // for good: nothing may resume it
+        r.guest->stop_for_good(); // nothing may resume it
     }
     // No goodbye and no more resyncs: the backup runs the guest now.
     replicator->halt("handed over to " + config_.failover->heartbeat.peer_node);

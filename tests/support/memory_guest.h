@@ -24,6 +24,7 @@ class MemoryGuest final : public Guest {
     // Starts writing `pages_per_step` random pages every `period`.
     void start_workload(std::uint32_t pages_per_step, std::chrono::microseconds period);
     void stop_workload();
+    void stop_for_good() override { stop_workload(); }
     [[nodiscard]] std::uint64_t counter() const { return counter_.load(); }
     [[nodiscard]] std::span<const std::uint8_t> memory() const { return ram_; }
     [[nodiscard]] std::span<const std::uint8_t> disk() const { return disk_; }

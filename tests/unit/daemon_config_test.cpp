@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "dom0d/daemon/daemon.h"
 #include "dom0d/daemon/daemon_config.h"
 #include "dom0d/daemon/prometheus_text.h"
 
@@ -138,4 +139,56 @@ TEST_CASE("[heartbeat] re-protection and uplink tracking are checked", "[config]
     CHECK(error_of("track_interface = a-name-far-too-long\n").find("not an interface name") != std::string::npos);
     CHECK(error_of("track_interface = eth1\n", "[heartbeat]\npeer_node = b\npaths = 10.0.0.2\n")
               .find("needs a witness") != std::string::npos);
+}
+
+TEST_CASE("a Xen guest section names its xl.cfg, which is read and checked at start", "[config][xen]")
+{
+    const auto dir = std::filesystem::temp_directory_path() / ("understudy-xlcfg-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "web01.cfg") << "name = \"web01\"\ntype = \"hvm\"\nmemory = 512\n"
+                                        "vif = [ 'mac=00:16:3e:00:00:01,bridge=xenbr0' ]\n"
+                                        "disk = [ 'drbd:web01-disk,xvda,w' ]\n";
+    auto c = parse_daemon_config(base() + "[guest web01]\nbackend = xen\nxl_config = " + (dir / "web01.cfg").string() +
+                                     "\nallow_unreplicated_disk = yes\n",
+                                 "x.conf");
+    REQUIRE(c.guests.size() == 1);
+    CHECK(c.guests[0].backend == "xen");
+    REQUIRE(c.guests[0].xl);
+    CHECK(c.guests[0].xl->memory_mib == 512);
+    CHECK(c.guests[0].xl->disks.at(0).drbd());
+    CHECK(c.guests[0].allow_unreplicated_disk);
+    CHECK_FALSE(c.guests[0].autostart);
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = xen\n", "x.conf"),
+                      Catch::Contains("[guest web01] (backend = xen).xl_config: missing"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = xen\nxl_config = " +
+                                              (dir / "web01.cfg").string() + "\nkernel = /k.elf\n",
+                                          "x.conf"),
+                      Catch::Contains("unknown key 'kernel'"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest db]\nbackend = xen\nxl_config = " +
+                                              (dir / "web01.cfg").string() + "\n",
+                                          "x.conf"),
+                      Catch::Contains("names the domain 'web01', not 'db'"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = xen\nxl_config = /nonexistent.cfg\n",
+                                          "x.conf"),
+                      Catch::Contains("cannot open /nonexistent.cfg"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = qemu\n", "x.conf"),
+                      Catch::Contains("'qemu' is not kvm or xen"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("protecting an xl domain where there is no Xen says so", "[xen]")
+{
+    if (std::filesystem::exists("/dev/xen/privcmd") || std::filesystem::exists("/proc/xen/privcmd")) {
+        WARN("SKIPPED: this host runs Xen");
+        return;
+    }
+    Daemon daemon(parse_daemon_config(base(), "x.conf"), [](const std::string &) {});
+    proto::ControlRequest r;
+    r.mutable_protect()->set_guest("web01");
+    r.mutable_protect()->set_peer("10.0.0.2");
+    auto reply = daemon.handle(r);
+    CHECK_FALSE(reply.ok());
+    CHECK_THAT(reply.error(), Catch::Contains("guest web01 is not one of a's kvm guests, and no Xen domain can be "
+                                              "looked up here: cannot open libxenctrl") &&
+                                  Catch::Contains("Dom0"));
 }

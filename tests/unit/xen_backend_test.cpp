@@ -109,6 +109,7 @@ struct Pair {
     {
         ReplicationSettings s;
         s.interval = 10ms;
+        s.backend = "xen";
         return s;
     }
 };

@@ -444,6 +444,7 @@ void reset()
         g_vanish.clear();
         g_calls.clear();
         g_map_limit = 0;
+        g_next_domid = 1;
     }
     for (auto &[id, d] : doomed)
         release(d);

@@ -1,0 +1,125 @@
+// understudyd's Xen side: protecting an xl domain (by name or domid), its
+// DRBD disks and vif output commit, and the standby that becomes a domain
+// here at failover (docs/xen.md).
+#include "checkpoint/xen/xen_guest.h"
+#include "checkpoint/xen/xen_standby.h"
+#include "dom0d/daemon/daemon.h"
+#include "drbd/disk_guard.h"
+#include "drbd/drbd_promote.h"
+
+namespace understudy::daemon {
+
+namespace {
+
+std::vector<drbd::GuestDisk> disks_of(const xen::XlConfig &xl)
+{
+    std::vector<drbd::GuestDisk> disks;
+    for (const auto &d : xl.disks)
+        disks.push_back({d.vdev, d.target, d.drbd(), d.readwrite && !d.cdrom});
+    return disks;
+}
+
+} // namespace
+
+std::shared_ptr<xen::XenSession> Daemon::xen_session() const
+{
+    std::lock_guard lock(xen_mutex_);
+    if (!xen_)
+        xen_ = xen::XenSession::open(log_);
+    return xen_;
+}
+
+std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk)
+{
+    std::shared_ptr<xen::XenSession> session;
+    try {
+        session = xen_session();
+    } catch (const std::exception &e) {
+        throw std::runtime_error("guest " + domain + " is not one of " + config_.node +
+                                 "'s kvm guests, and no Xen domain can be looked up here: " + e.what());
+    }
+    const auto domid = xen::find_domain(*session, domain);
+    auto guest = std::make_unique<xen::XenGuest>(session, domid);
+    const std::string name = guest->name();
+    if (guests_.count(name))
+        throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
+    const GuestConfig *g = config_.guest(name);
+    if (!g || g->backend != "xen" || !g->xl)
+        throw std::runtime_error("domain " + name + " (domid " + std::to_string(domid) + ") has no [guest " + name +
+                                 "] section with backend = xen in " + config_.source.string() +
+                                 "; add one naming its xl.cfg (xl_config = /etc/xen/" + name +
+                                 ".cfg), on the backup too");
+    if (auto problem = xen::standby_config_problem(*g->xl); !problem.empty())
+        throw std::runtime_error(problem);
+    if (g->xl->nics.size() > 8)
+        throw std::runtime_error("domain " + name + " has more than 8 vifs; understudy buffers at most 8");
+
+    // Disks: replicated by DRBD, or the operator said it does not matter.
+    const auto notes = drbd::check_replicated_disks(
+        name, disks_of(*g->xl), allow_unreplicated_disk || g->allow_unreplicated_disk,
+        [this](const std::string &resource) { return drbd::probe_resource(resource, config_.drbdsetup); });
+    for (const auto &n : notes)
+        events_.add(name, "disk", n);
+
+    Running r;
+    r.backend = "xen";
+    r.role = "primary";
+    r.vif_output = std::make_unique<XenVifOutput>(domid, g->xl->nics, config_.netbuf_setup, config_.output, log_);
+    for (const auto &d : g->xl->disks) {
+        if (!d.drbd())
+            continue;
+        r.disk_followers.push_back(std::make_unique<drbd::Events2Follower>(
+            d.target, config_.drbdsetup,
+            [this, name, resource = d.target](const drbd::ReplicationVerdict &v) {
+                events_.add(name, v.replicated ? "disk_replicated" : "disk_unreplicated",
+                            "DRBD resource " + resource + ": " + (v.replicated ? "replicating" : v.reason));
+            },
+            [this, name](const std::string &why) { events_.add(name, "disk_unfollowed", why); }));
+    }
+    auto settings = config_.replication;
+    settings.backend = "xen"; // the backup builds a XenStandby for it
+    auto replicator = std::make_unique<Replicator>(*guest, connector(peer), settings, log_);
+    replicator->set_event_sink(
+        [this, name](const std::string &kind, const std::string &reason) { events_.add(name, kind, reason); });
+    for (auto *buffer : r.vif_output->buffers())
+        replicator->add_participant(*buffer);
+    events_.add(name, "protect",
+                "protection requested for Xen " + guest->facts().type + " domain " + std::to_string(domid) +
+                    " (checkpoint mode: pause with xc_domain_pause), backup " + peer.to_string());
+    r.guest = std::move(guest);
+    replicator->start();
+    r.replicator = std::move(replicator);
+    guests_[name] = std::move(r);
+    return "protecting Xen domain " + name + " (domid " + std::to_string(domid) + ") with backup " +
+           peer.to_string() + "; see `understudy status`";
+}
+
+std::unique_ptr<StandbyGuest> Daemon::make_xen_standby(const proto::Hello &hello, const GuestConfig &g,
+                                                       std::string *refusal) const
+{
+    if (auto problem = xen::standby_config_problem(*g.xl); !problem.empty()) {
+        *refusal = problem;
+        return nullptr;
+    }
+    const std::uint64_t configured = (g.xl->maxmem_mib ? g.xl->maxmem_mib : g.xl->memory_mib) << 20;
+    if (hello.memory_size() < configured / 2 || hello.memory_size() > configured * 2 + (256u << 20)) {
+        *refusal = "guest " + g.name + " has " + std::to_string(hello.memory_size() >> 20) +
+                   " MiB of guest-physical frames on the primary, far from the " + std::to_string(configured >> 20) +
+                   " MiB its xl.cfg gives it on " + config_.node;
+        return nullptr;
+    }
+    return std::make_unique<xen::XenStandby>(
+        *g.xl, hello.memory_size(), [this] { return xen_session(); }, [this, g] { promote_disks(g); });
+}
+
+void Daemon::promote_disks(const GuestConfig &g) const
+{
+    for (const auto &d : g.xl->disks) {
+        if (!d.drbd())
+            continue;
+        drbd::promote_resource(d.target, config_.drbdadm);
+        log_("guest " + g.name + ": DRBD resource " + d.target + " is Primary here now");
+    }
+}
+
+} // namespace understudy::daemon

@@ -1,0 +1,229 @@
+// understudyd with the Xen backend, against the libxenctrl TEST DOUBLE and
+// the drbdsetup/drbdadm TEST DOUBLES (tests/support): two real Daemons in one
+// process, a real TLS stream over loopback, real tap redirect of the domain's
+// "vif" (a veth on a bridge, in a network namespace of the test's own).
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "dom0d/daemon/daemon.h"
+#include "tests/support/xen_double/xen_double.h"
+
+using namespace understudy;
+using namespace understudy::daemon;
+using namespace std::chrono_literals;
+namespace xd = understudy::testing::xen_double;
+
+namespace {
+
+bool sh(const std::string &command)
+{
+    return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::string source(const std::string &path)
+{
+    return std::string(UNDERSTUDY_SOURCE_DIR) + "/" + path;
+}
+
+struct Scratch {
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("understudy-xen-daemon-" + std::to_string(getpid()));
+    Scratch() { std::filesystem::create_directories(dir); }
+    ~Scratch() { std::filesystem::remove_all(dir); }
+};
+
+std::string config_text(const Scratch &s, const std::string &node, bool listen)
+{
+    std::ofstream(s.dir / "key") << std::string(64, 'b') << "\n";
+    std::ofstream(s.dir / "web01.cfg") << "name = \"web01\"\ntype = \"hvm\"\nmemory = 16\nvcpus = 1\n"
+                                          "vif = [ 'mac=00:16:3e:00:00:01,bridge=br0' ]\n"
+                                          "disk = [ 'drbd:1-single-0,xvda,w' ]\n";
+    return "[daemon]\nnode = " + node + "\ncontrol_socket = " + (s.dir / (node + ".sock")).string() +
+           "\nstate_dir = " + (s.dir / node).string() + "\ndrbdsetup = " + source("tests/support/fake-drbdsetup") +
+           "\ndrbdadm = " + source("tests/support/fake-drbdadm") + "\nnetbuf_setup = " + source("scripts/netbuf-setup") +
+           "\n[replication]\npsk_file = " + (s.dir / "key").string() + "\ninterval_ms = 20\n" +
+           (listen ? "listen = 127.0.0.1:7300\n" : "") + "[guest web01]\nbackend = xen\nxl_config = " +
+           (s.dir / "web01.cfg").string() + "\n";
+}
+
+proto::ControlResponse protect(Daemon &d, const std::string &guest, std::uint16_t port, bool allow = false)
+{
+    proto::ControlRequest r;
+    r.mutable_protect()->set_guest(guest);
+    r.mutable_protect()->set_peer("127.0.0.1:" + std::to_string(port));
+    r.mutable_protect()->set_allow_unreplicated_disk(allow);
+    return d.handle(r);
+}
+
+proto::ControlResponse guest_request(Daemon &d, const std::string &what, const std::string &guest)
+{
+    proto::ControlRequest r;
+    if (what == "unprotect")
+        r.mutable_unprotect()->set_guest(guest);
+    else if (what == "freeze")
+        r.mutable_freeze()->set_guest(guest);
+    else if (what == "thaw")
+        r.mutable_thaw()->set_guest(guest);
+    else if (what == "checksum")
+        r.mutable_checksum()->set_guest(guest);
+    else if (what == "activate")
+        r.mutable_activate()->set_guest(guest);
+    return d.handle(r);
+}
+
+bool wait_protected(Daemon &d, const std::string &guest)
+{
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < until) {
+        auto s = d.status(guest);
+        if (s.guests_size() == 1 && s.guests(0).state() == "protected")
+            return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("understudyd protects an xl domain by name and by domid, and its backup runs it after a failover",
+          "[xen][daemon]")
+{
+    if (geteuid() != 0 || !sh("command -v tc") || !sh("command -v ip")) {
+        WARN("SKIPPED: needs root, ip and tc (the vif's tap redirect)");
+        return;
+    }
+    const std::string ns = "us-xd" + std::to_string(getpid());
+    REQUIRE(sh("ip netns add " + ns));
+    struct NsGuard {
+        std::string ns;
+        ~NsGuard() { sh("ip netns del " + ns); }
+    } guard{ns};
+    const std::string n = "ip -n " + ns + " ";
+    REQUIRE(sh(n + "link set lo up && " + n + "link add br0 type bridge && " + n + "link set br0 up && " + n +
+               "link add vif1.0 type veth peer name guest0 && " + n + "link set vif1.0 master br0 up && " + n +
+               "link set guest0 up"));
+    if (!sh("ip netns exec " + ns + " " + source("scripts/netbuf-setup") + " add vif1.0") ||
+        !sh("ip netns exec " + ns + " " + source("scripts/netbuf-setup") + " remove vif1.0")) {
+        WARN("SKIPPED: this kernel's tc lacks the u32 classifier, clsact or the mirred action");
+        return;
+    }
+    setenv("FAKE_DRBD_STATUS", source("tests/fixtures/drbd/status_json_two_resources_quorum.json").c_str(), 1);
+    setenv("FAKE_DRBD_SHOW", source("tests/fixtures/drbd/drbdsetup_show_9_standalone_connected.txt").c_str(), 1);
+    setenv("FAKE_DRBD_EVENTS", source("tests/fixtures/drbd/events2_diff_transitions.txt").c_str(), 1);
+    Scratch scratch;
+    const auto adm_log = scratch.dir / "drbdadm.log";
+    setenv("FAKE_DRBDADM_LOG", adm_log.c_str(), 1);
+
+    std::string failure;
+    std::thread([&] {
+        const int fd = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+            failure = "cannot enter " + ns;
+            return;
+        }
+        ::close(fd);
+        try {
+            xd::reset();
+            xd::DomainSpec spec;
+            spec.name = "web01";
+            spec.pages = 4096;
+            const auto domid = xd::create_domain(spec);
+            REQUIRE(domid == 1); // its vif is vif1.0
+            xd::start_workload(domid, 50us);
+
+            Daemon backup(parse_daemon_config(config_text(scratch, "b", true), "b.conf"),
+                          [&](const std::string &l) { if (std::getenv("UNDERSTUDY_TEST_LOG")) fprintf(stderr, "b: %s\n", l.c_str()); });
+            backup.start();
+            Daemon primary(parse_daemon_config(config_text(scratch, "a", false), "a.conf"),
+                           [&](const std::string &l) { if (std::getenv("UNDERSTUDY_TEST_LOG")) fprintf(stderr, "a: %s\n", l.c_str()); });
+            primary.start();
+            const auto port = backup.stream_port();
+
+            // An unknown domain, and a disk that does not replicate: refused, and why.
+            auto r = protect(primary, "db99", port);
+            CHECK_FALSE(r.ok());
+            CHECK_THAT(r.error(), Catch::Contains("no running domain named db99"));
+            setenv("FAKE_DRBD_FAIL", "1-single-0: No such resource", 1);
+            r = protect(primary, "web01", port);
+            CHECK_FALSE(r.ok());
+            CHECK_THAT(r.error(), Catch::Contains("refusing to protect web01") &&
+                                      Catch::Contains("No such resource") &&
+                                      Catch::Contains("--allow-unreplicated-disk"));
+            CHECK_FALSE(xd::log_dirty_enabled(domid));
+            unsetenv("FAKE_DRBD_FAIL");
+
+            // By name: protected, output held on its vif, log-dirty on.
+            r = protect(primary, "web01", port);
+            INFO(r.error());
+            REQUIRE(r.ok());
+            REQUIRE(wait_protected(primary, "web01"));
+            CHECK(xd::log_dirty_enabled(domid));
+            CHECK(sh("ip link show nb-vif1.0"));
+            auto status = primary.status("web01").guests(0);
+            CHECK(status.role() == "primary");
+            CHECK(status.output().way() == "tap-redirect");
+            CHECK(status.output().holding());
+
+            // Unprotect: log-dirty off, the redirect gone; then again by domid.
+            REQUIRE(guest_request(primary, "unprotect", "web01").ok());
+            CHECK_FALSE(xd::log_dirty_enabled(domid));
+            CHECK_FALSE(sh("ip link show nb-vif1.0"));
+            CHECK(xd::pause_count(domid) == 0);
+            r = protect(primary, "1", port);
+            REQUIRE(r.ok());
+            CHECK_THAT(r.message(), Catch::Contains("Xen domain web01 (domid 1)"));
+            REQUIRE(wait_protected(primary, "web01"));
+
+            // At a frozen checkpoint the standby equals the domain.
+            REQUIRE(guest_request(primary, "freeze", "web01").ok());
+            const auto here = guest_request(primary, "checksum", "web01");
+            const auto there = guest_request(backup, "checksum", "web01");
+            REQUIRE(here.ok());
+            REQUIRE(there.ok());
+            CHECK(here.checksum().memory_sha256() == there.checksum().memory_sha256());
+            CHECK(here.checksum().cpu_sha256() == there.checksum().cpu_sha256());
+            CHECK(here.checksum().epoch() == there.checksum().epoch());
+            const auto committed = xd::memory(domid);
+
+            // The primary dies with its domain; the backup runs it.
+            primary.stop();
+            xd::destroy_domain(domid);
+            r = guest_request(backup, "activate", "web01");
+            INFO(r.error());
+            REQUIRE(r.ok());
+            const auto new_domid = xd::domid_of("web01");
+            REQUIRE(new_domid != 0);
+            CHECK(xd::context_loaded(new_domid));
+            CHECK(xd::pause_count(new_domid) == 0);
+            const auto filled = xd::memory(new_domid);
+            REQUIRE(filled.size() == committed.size());
+            CHECK(std::memcmp(filled.data(), committed.data(), filled.size()) == 0);
+            CHECK(backup.status("web01").guests(0).role() == "activated");
+            std::ifstream adm(adm_log);
+            std::string call;
+            std::getline(adm, call);
+            CHECK(call == "primary 1-single-0"); // DRBD promoted before the domain was created
+            backup.stop();
+            xd::reset();
+        } catch (const std::exception &e) {
+            failure = e.what();
+            xd::reset();
+        } catch (...) {
+            failure = "a REQUIRE failed (above)";
+            xd::reset();
+        }
+    }).join();
+    unsetenv("FAKE_DRBD_STATUS");
+    unsetenv("FAKE_DRBD_SHOW");
+    unsetenv("FAKE_DRBD_EVENTS");
+    unsetenv("FAKE_DRBDADM_LOG");
+    INFO(failure);
+    CHECK(failure.empty());
+}
