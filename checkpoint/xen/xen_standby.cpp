@@ -9,6 +9,8 @@ extern "C" {
 #include <libxl.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
+#include <xenguest.h>
+#include <xen/hvm/params.h>
 }
 
 #include "checkpoint/xen/domain_config.h"
@@ -126,14 +128,31 @@ void XenStandby::populate(XenSession &xen, std::uint32_t domid)
 
 void XenStandby::load_state(XenSession &xen, std::uint32_t domid)
 {
+    // As Xen's restore (xg_sr_restore_x86_hvm.c): the parameters first; the
+    // xenstore and ioreq rings start empty on this host (their other ends,
+    // xenstored and the device model, are new), then the HVM context, then
+    // the grant table entries for the console and xenstore rings. The event
+    // channels stay those libxenlight gave the new domain.
     const auto &x = cpu()->xen();
-    for (const auto &p : x.params())
+    xen_pfn_t console_gfn = 0, store_gfn = 0;
+    for (const auto &p : x.params()) {
         if (xc_hvm_param_set(xen.xc(), domid, p.index(), p.value()) != 0)
             throw_xen_error("xc_hvm_param_set(" + std::to_string(p.index()) + ")", domid, errno);
+        if (p.index() == HVM_PARAM_CONSOLE_PFN)
+            console_gfn = p.value();
+        if (p.index() == HVM_PARAM_STORE_PFN)
+            store_gfn = p.value();
+        if ((p.index() == HVM_PARAM_STORE_PFN || p.index() == HVM_PARAM_IOREQ_PFN ||
+             p.index() == HVM_PARAM_BUFIOREQ_PFN) &&
+            xc_clear_domain_page(xen.xc(), domid, p.value()) != 0)
+            throw_xen_error("xc_clear_domain_page(" + std::to_string(p.value()) + ")", domid, errno);
+    }
     std::string context = x.hvm_context();
     if (xc_domain_hvm_setcontext(xen.xc(), domid, reinterpret_cast<std::uint8_t *>(context.data()),
                                  static_cast<std::uint32_t>(context.size())) != 0)
         throw_xen_error("xc_domain_hvm_setcontext", domid, errno);
+    if (xc_dom_gnttab_seed(xen.xc(), domid, true, console_gfn, store_gfn, 0, 0) != 0)
+        throw_xen_error("xc_dom_gnttab_seed", domid, errno);
 }
 
 } // namespace understudy::xen

@@ -202,9 +202,11 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             REQUIRE(new_domid != 0);
             CHECK(xd::context_loaded(new_domid));
             CHECK(xd::pause_count(new_domid) == 0);
+            auto expected = committed; // but for the xenstore ring, cleared as Xen's restore does
+            std::memset(expected.data() + 4095 * 4096, 0, 4096);
             const auto filled = xd::memory(new_domid);
-            REQUIRE(filled.size() == committed.size());
-            CHECK(std::memcmp(filled.data(), committed.data(), filled.size()) == 0);
+            REQUIRE(filled.size() == expected.size());
+            CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
             CHECK(backup.status("web01").guests(0).role() == "activated");
             std::ifstream adm(adm_log);
             std::string call;

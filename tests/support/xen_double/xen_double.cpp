@@ -20,6 +20,7 @@ extern "C" {
 #include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
+#include <xenguest.h>
 #include <xen/hvm/save.h>
 }
 
@@ -50,6 +51,7 @@ struct Domain {
     std::set<std::uint64_t> holes;
     std::map<std::uint32_t, std::uint64_t> params;
     bool context_loaded = false;
+    std::pair<std::uint64_t, std::uint64_t> grant_seed{0, 0};
 
     std::mutex step_mutex; // held for one workload step; a pause takes it
     std::condition_variable step_cv;
@@ -379,6 +381,12 @@ unsigned pause_count(std::uint32_t domid)
     return d->pause_count;
 }
 
+std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->grant_seed : std::pair<std::uint64_t, std::uint64_t>{0, 0};
+}
+
 bool context_loaded(std::uint32_t domid)
 {
     auto d = find(domid);
@@ -673,6 +681,43 @@ int xc_domain_hvm_setcontext(xc_interface *, uint32_t domid, uint8_t *hvm_ctxt, 
         return -1;
     }
     d->context_loaded = true;
+    return 0;
+}
+
+int xc_clear_domain_pages(xc_interface *, uint32_t domid, unsigned long dst_pfn, int num)
+{
+    if (xd::intercept("xc_clear_domain_pages"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    if (num < 0 || dst_pfn + static_cast<unsigned long>(num) > d->spec.pages) {
+        errno = EINVAL;
+        return -1;
+    }
+    // Through a mapping of its own, as Xen does, so the guest's dirty log is not involved.
+    void *p = mmap(nullptr, static_cast<size_t>(num) * xd::kPage, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd,
+                   static_cast<off_t>(dst_pfn * xd::kPage));
+    if (p == MAP_FAILED)
+        return -1;
+    std::memset(p, 0, static_cast<size_t>(num) * xd::kPage);
+    munmap(p, static_cast<size_t>(num) * xd::kPage);
+    return 0;
+}
+
+int xc_dom_gnttab_seed(xc_interface *, uint32_t guest_domid, bool is_hvm, xen_pfn_t console_gfn,
+                       xen_pfn_t xenstore_gfn, uint32_t, uint32_t)
+{
+    if (xd::intercept("xc_dom_gnttab_seed"))
+        return -1;
+    auto d = xd::require(guest_domid);
+    if (!d)
+        return -1;
+    if (!is_hvm) {
+        errno = EINVAL;
+        return -1;
+    }
+    d->grant_seed = {console_gfn, xenstore_gfn};
     return 0;
 }
 

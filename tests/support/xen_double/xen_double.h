@@ -51,6 +51,8 @@ void stop_workload(std::uint32_t domid);
 [[nodiscard]] bool log_dirty_enabled(std::uint32_t domid);
 [[nodiscard]] unsigned pause_count(std::uint32_t domid);
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
+// (console gfn, xenstore gfn) given to xc_dom_gnttab_seed; (0, 0) if never.
+[[nodiscard]] std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid);
 // Turns log-dirty on as a device model tracking video RAM would.
 void enable_log_dirty_behind_our_back(std::uint32_t domid);
 
