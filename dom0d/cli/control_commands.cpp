@@ -66,6 +66,8 @@ std::string table(const proto::StatusReply &s)
                  {bytes_text(g.bytes_sent()), 10}, {ratio.str(), 6}, {g.link(), 5}});
             if (!g.last_error().empty() && g.state() != "protected")
                 out << "  last error: " << g.last_error() << "\n";
+            for (const auto &d : g.disks())
+                out << "  " << d << "\n";
             if (g.has_output()) {
                 const auto &o = g.output();
                 out << "  output (" << o.way() << "): "

@@ -402,6 +402,9 @@ proto::StatusReply Daemon::status(const std::string &only) const
         auto *g = reply.add_guests();
         g->set_name(name);
         g->set_role(r.role);
+        g->set_backend(r.backend);
+        for (const auto &d : r.disk_notes)
+            g->add_disks(d);
         auto *kvm_guest = dynamic_cast<const kvm::KvmGuest *>(r.guest.get());
         g->set_running(kvm_guest ? !kvm_guest->stopped().has_value() : true);
         if (!r.replicator) {

@@ -50,6 +50,7 @@ class Daemon {
         std::string role; // "standalone", "primary", "activated", "relinquished"
         std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from
         std::string backend = "kvm";
+        std::vector<std::string> disk_notes; // xen: how each disk is replicated
 
         // The output buffers that hold this guest's network output.
         [[nodiscard]] std::vector<OutputBuffer *> buffers() const;

@@ -64,6 +64,7 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     Running r;
     r.backend = "xen";
     r.role = "primary";
+    r.disk_notes = notes;
     r.vif_output = std::make_unique<XenVifOutput>(domid, g->xl->nics, config_.netbuf_setup, config_.output, log_);
     for (const auto &d : g->xl->disks) {
         if (!d.drbd())

@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <algorithm>
 #include <functional>
@@ -232,4 +235,50 @@ TEST_CASE("tap redirect refuses a TAP that is not there, naming the setup script
                       Catch::Contains("run scripts/netbuf-setup add first"));
     CHECK_THROWS_WITH(TapRedirectOutput(TapRedirectSettings{"a-name-far-too-long-for-linux", std::nullopt}, OutputBufferSettings{}),
                       Catch::Contains("is not an interface name"));
+}
+
+TEST_CASE("the vif hotplug script: online is vif-bridge's, offline also removes understudy's redirect, twice safely",
+          "[output][tap]")
+{
+    if (geteuid() != 0 || !sh("command -v tc") || !sh("command -v ip")) {
+        WARN("SKIPPED: needs root, ip and tc");
+        return;
+    }
+    const std::string src = UNDERSTUDY_SOURCE_DIR;
+    const std::string ns = "us-vif" + std::to_string(getpid());
+    REQUIRE(sh("ip netns add " + ns));
+    struct Guard {
+        std::string ns;
+        ~Guard() { sh("ip netns del " + ns); }
+    } guard{ns};
+    const auto log = std::filesystem::temp_directory_path() / ("vif-bridge-" + std::to_string(getpid()));
+    std::filesystem::remove(log);
+    // A veth standing in for vif3.0; the fake vif-bridge (a TEST DOUBLE of
+    // Xen's) attaches it to br0 as the real one would.
+    const auto scripts = std::filesystem::temp_directory_path() / ("xen-scripts-" + std::to_string(getpid()));
+    std::filesystem::create_directories(scripts);
+    std::filesystem::copy_file(src + "/tests/support/fake-vif-bridge", scripts / "vif-bridge",
+                               std::filesystem::copy_options::overwrite_existing);
+    const std::string in = "ip netns exec " + ns + " env vif=vif3.0 XEN_SCRIPT_DIR=" + scripts.string() +
+                           " FAKE_VIF_BRIDGE_LOG=" + log.string() + " ";
+    REQUIRE(sh("ip -n " + ns + " link add br0 type bridge && ip -n " + ns + " link set br0 up && ip -n " + ns +
+               " link add vif3.0 type veth peer name guest0"));
+    REQUIRE(sh(in + src + "/scripts/vif-understudy online"));
+    CHECK(sh("ip -n " + ns + " -o link show dev vif3.0 | grep -q 'master br0'"));
+    if (!sh("ip netns exec " + ns + " " + src + "/scripts/netbuf-setup add vif3.0")) {
+        WARN("SKIPPED: this kernel's tc lacks the u32 classifier, clsact or the mirred action");
+        return;
+    }
+    CHECK(sh("ip -n " + ns + " link show nb-vif3.0"));
+    CHECK(sh(in + src + "/scripts/vif-understudy offline"));
+    CHECK(sh(in + src + "/scripts/vif-understudy offline"));
+    CHECK_FALSE(sh("ip -n " + ns + " link show nb-vif3.0"));
+    CHECK_FALSE(sh("tc -n " + ns + " qdisc show dev vif3.0 | grep -q clsact"));
+    CHECK_FALSE(sh("ip -n " + ns + " -o link show dev vif3.0 | grep -q 'master br0'"));
+    std::ifstream calls(log);
+    std::string all((std::istreambuf_iterator<char>(calls)), std::istreambuf_iterator<char>());
+    CHECK(all == "online vif3.0\noffline vif3.0\noffline vif3.0\n");
+    CHECK_FALSE(sh(in + src + "/scripts/vif-understudy restart"));
+    std::filesystem::remove(log);
+    std::filesystem::remove_all(scripts);
 }

@@ -170,6 +170,10 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             CHECK(status.role() == "primary");
             CHECK(status.output().way() == "tap-redirect");
             CHECK(status.output().holding());
+            CHECK(status.backend() == "xen");
+            REQUIRE(status.disks_size() == 1);
+            CHECK_THAT(status.disks(0), Catch::Contains("DRBD resource 1-single-0 replicates; protocol C") &&
+                                            Catch::Contains("up to one epoch ahead of memory"));
 
             // Unprotect: log-dirty off, the redirect gone; then again by domid.
             REQUIRE(guest_request(primary, "unprotect", "web01").ok());
