@@ -86,6 +86,9 @@ class Daemon {
     std::string protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk);
     std::unique_ptr<StandbyGuest> make_xen_standby(const proto::Hello &hello, const GuestConfig &g,
                                                    std::string *refusal) const;
+    // Gratuitous ARPs for each vif of `g` with an ip= in its xl.cfg, sent on
+    // the vif's bridge with the guest's MAC as source.
+    void announce_xen(const GuestConfig &g);
     // Makes this host Primary for each DRBD disk of `g` (before its domain starts here).
     void promote_disks(const GuestConfig &g) const;
 

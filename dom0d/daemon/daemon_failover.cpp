@@ -116,6 +116,10 @@ std::vector<std::string> Daemon::protected_names() const
 void Daemon::announce(const std::string &guest)
 {
     const GuestConfig *g = config_.guest(guest);
+    if (g && g->backend == "xen") {
+        announce_xen(*g);
+        return;
+    }
     if (!g || g->tap.empty())
         return;
     const auto frame = gratuitous_arp(g->vm.mac, g->vm.ipv4);

@@ -1,11 +1,22 @@
 // understudyd's Xen side: protecting an xl domain (by name or domid), its
 // DRBD disks and vif output commit, and the standby that becomes a domain
 // here at failover (docs/xen.md).
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/xen_guest.h"
 #include "checkpoint/xen/xen_standby.h"
 #include "dom0d/daemon/daemon.h"
 #include "drbd/disk_guard.h"
 #include "drbd/drbd_promote.h"
+#include "dom0d/cli/net_args.h"
+#include "heartbeat/gratuitous_arp.h"
 
 namespace understudy::daemon {
 
@@ -111,6 +122,38 @@ std::unique_ptr<StandbyGuest> Daemon::make_xen_standby(const proto::Hello &hello
     }
     return std::make_unique<xen::XenStandby>(
         *g.xl, hello.memory_size(), [this] { return xen_session(); }, [this, g] { promote_disks(g); });
+}
+
+void Daemon::announce_xen(const GuestConfig &g)
+{
+    for (const auto &nic : g.xl->nics) {
+        std::uint32_t ip = 0;
+        std::istringstream addresses(nic.ip); // xl's ip= may list several, space separated
+        std::string first;
+        addresses >> first;
+        const std::string bridge = nic.bridge.empty() ? "xenbr0" : nic.bridge;
+        if (first.empty() || inet_pton(AF_INET, first.c_str(), &ip) != 1) {
+            events_.add(g.name, "announced", "no gratuitous ARP for its vif on " + bridge +
+                                                 ": no IPv4 ip= in its xl.cfg; switches learn its MAC from its "
+                                                 "first frame");
+            continue;
+        }
+        const auto frame = gratuitous_arp(cli::parse_mac(nic.mac), ip);
+        UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+        sockaddr_ll to{};
+        to.sll_family = AF_PACKET;
+        to.sll_ifindex = static_cast<int>(if_nametoindex(bridge.c_str()));
+        to.sll_halen = 6;
+        std::copy(frame.begin(), frame.begin() + 6, to.sll_addr);
+        unsigned sent = 0;
+        for (unsigned i = 0; fd && to.sll_ifindex > 0 && i < config_.failover->garp_count; ++i)
+            sent += ::sendto(fd.get(), frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr *>(&to),
+                             sizeof to) == static_cast<ssize_t>(frame.size())
+                        ? 1
+                        : 0;
+        events_.add(g.name, "announced",
+                    std::to_string(sent) + " gratuitous ARPs for " + first + " on " + bridge + " (its MAC moved here)");
+    }
 }
 
 void Daemon::promote_disks(const GuestConfig &g) const
