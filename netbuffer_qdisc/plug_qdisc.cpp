@@ -131,8 +131,15 @@ void PlugOutput::on_commit(Epoch epoch)
     std::lock_guard lock(mutex_);
     while (!sealed_.empty() && sealed_.front() <= epoch.value) {
         change(rtnl_qdisc_plug_release_one, "release an epoch");
+        released_ = sealed_.front();
         sealed_.pop_front();
     }
+}
+
+std::uint64_t PlugOutput::released_epoch() const
+{
+    std::lock_guard lock(mutex_);
+    return released_;
 }
 
 void PlugOutput::on_unprotected()

@@ -47,6 +47,8 @@ class PlugOutput final : public CheckpointParticipant {
     void on_unprotected() override;
 
     [[nodiscard]] std::uint64_t barriers() const; // epochs held now
+    [[nodiscard]] std::uint64_t released_epoch() const; // the last epoch whose output went out
+    [[nodiscard]] const std::string &device() const noexcept { return ifb_; }
 
   private:
     void change(int (*op)(struct rtnl_qdisc *), const char *what);
@@ -56,6 +58,7 @@ class PlugOutput final : public CheckpointParticipant {
     rtnl_qdisc *qdisc_ = nullptr;
     mutable std::mutex mutex_;
     std::deque<std::uint64_t> sealed_; // epochs with a barrier, oldest first
+    std::uint64_t released_ = 0;
 };
 
 } // namespace understudy

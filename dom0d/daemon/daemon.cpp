@@ -412,6 +412,12 @@ proto::StatusReply Daemon::status(const std::string &only) const
             g->set_link("none");
             continue;
         }
+        if (r.vif_output && r.vif_output->way() == XenVifOutput::Way::plug) {
+            auto *out = g->mutable_output(); // the kernel holds the frames: no counts here
+            out->set_way("plug");
+            out->set_holding(true);
+            out->set_released_epoch(r.vif_output->released_epoch());
+        }
         if (const auto buffers = r.buffers(); !buffers.empty()) {
             auto *out = g->mutable_output();
             out->set_way(r.output ? "in-vmm" : "tap-redirect");

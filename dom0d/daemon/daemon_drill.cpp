@@ -37,6 +37,7 @@ proto::DrillReply Daemon::drill(const std::string &name)
     Replicator *replicator = nullptr;
     Guest *vm = nullptr;
     std::vector<OutputBuffer *> outputs;
+    XenVifOutput *vifs = nullptr;
     {
         std::lock_guard lock(mutex_);
         auto it = guests_.find(name);
@@ -52,6 +53,7 @@ proto::DrillReply Daemon::drill(const std::string &name)
         replicator = it->second.replicator.get();
         vm = it->second.guest.get();
         outputs = it->second.buffers();
+        vifs = it->second.vif_output.get();
     }
     if (!failover_->peer_alive())
         throw std::runtime_error(config_.failover->heartbeat.peer_node + " is not heard: nobody would take over");
@@ -62,6 +64,8 @@ proto::DrillReply Daemon::drill(const std::string &name)
     failover_->play_dead(true);
     for (auto *output : outputs)
         output->cut_off(); // first: nothing of an unacked epoch may leave from here on
+    if (vifs)
+        vifs->cut_off();   // a Xen domain's vifs, whichever way they hold output
     replicator->halt("failover drill: simulated crash of " + config_.node);
     if (vm)
         vm->stop_for_good();
@@ -74,7 +78,9 @@ proto::DrillReply Daemon::drill(const std::string &name)
     reply.set_guest(name);
     reply.set_peer_node(config_.failover->heartbeat.peer_node);
     reply.set_acked_epoch(replicator->status().acked_epoch);
-    reply.set_released_epoch(outputs.empty() ? reply.acked_epoch() : 0);
+    reply.set_released_epoch(outputs.empty() && !vifs ? reply.acked_epoch() : 0);
+    if (vifs)
+        reply.set_released_epoch(vifs->released_epoch());
     for (auto *output : outputs) { // the latest epoch any output was released for
         const auto s = output->status();
         reply.set_released_epoch(std::max(reply.released_epoch(), s.released_epoch));

@@ -76,7 +76,9 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     r.backend = "xen";
     r.role = "primary";
     r.disk_notes = notes;
-    r.vif_output = std::make_unique<XenVifOutput>(domid, g->xl->nics, config_.netbuf_setup, config_.output, log_);
+    r.vif_output = std::make_unique<XenVifOutput>(
+        domid, g->xl->nics, config_.netbuf_setup,
+        plug_qdisc_ ? XenVifOutput::Way::plug : XenVifOutput::Way::tap_redirect, config_.output, log_);
     for (const auto &d : g->xl->disks) {
         if (!d.drbd())
             continue;
@@ -93,8 +95,8 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     auto replicator = std::make_unique<Replicator>(*guest, connector(peer), settings, log_);
     replicator->set_event_sink(
         [this, name](const std::string &kind, const std::string &reason) { events_.add(name, kind, reason); });
-    for (auto *buffer : r.vif_output->buffers())
-        replicator->add_participant(*buffer);
+    for (auto *participant : r.vif_output->participants())
+        replicator->add_participant(*participant);
     events_.add(name, "protect",
                 "protection requested for Xen " + guest->facts().type + " domain " + std::to_string(domid) +
                     " (checkpoint mode: pause with xc_domain_pause), backup " + peer.to_string());
