@@ -95,6 +95,9 @@ PlugOutput::PlugOutput(const std::string &ifb) : ifb_(ifb)
     try {
         qdisc_ = new_plug(ifindex);
         add_plug(sock_, qdisc_, ifb);
+        // A new plug holds everything (the kernel reads only the limit when
+        // creating it): let it all through until the first pause.
+        change(rtnl_qdisc_plug_release_indefinite, "let everything through");
     } catch (...) {
         if (qdisc_)
             rtnl_qdisc_put(qdisc_);
@@ -119,20 +122,33 @@ void PlugOutput::change(int (*op)(struct rtnl_qdisc *), const char *what)
         throw std::runtime_error(std::string("plug qdisc on ") + ifb_ + ": " + what + ": " + nl_geterror(err));
 }
 
+// The kernel's plug knows two batches only: the one sealed by the last
+// BUFFER (released whole by RELEASE_ONE) and the one filling now; a second
+// BUFFER before the release would merge the sealed batch into nothing and
+// hold it for ever. So with checkpoints in flight (the engine pipelines them),
+// a pause while a batch is sealed seals nothing: what the guest sends
+// meanwhile is sealed at the first pause after the release, under that
+// pause's epoch. That holds output longer (up to one more interval), never
+// shorter: a frame is released only when an epoch paused after it is acked.
 void PlugOutput::on_pause(Epoch epoch)
 {
     std::lock_guard lock(mutex_);
+    paused_.push_back(epoch.value);
+    if (sealed_)
+        return;
     change(rtnl_qdisc_plug_buffer, "insert a barrier");
-    sealed_.push_back(epoch.value);
+    sealed_ = epoch.value;
 }
 
 void PlugOutput::on_commit(Epoch epoch)
 {
     std::lock_guard lock(mutex_);
-    while (!sealed_.empty() && sealed_.front() <= epoch.value) {
+    while (!paused_.empty() && paused_.front() <= epoch.value)
+        paused_.pop_front();
+    if (sealed_ && *sealed_ <= epoch.value) {
         change(rtnl_qdisc_plug_release_one, "release an epoch");
-        released_ = sealed_.front();
-        sealed_.pop_front();
+        released_ = *sealed_;
+        sealed_.reset();
     }
 }
 
@@ -146,13 +162,14 @@ void PlugOutput::on_unprotected()
 {
     std::lock_guard lock(mutex_);
     change(rtnl_qdisc_plug_release_indefinite, "release everything");
-    sealed_.clear();
+    sealed_.reset();
+    paused_.clear();
 }
 
 std::uint64_t PlugOutput::barriers() const
 {
     std::lock_guard lock(mutex_);
-    return sealed_.size();
+    return paused_.size();
 }
 
 } // namespace understudy

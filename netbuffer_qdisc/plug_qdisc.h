@@ -1,15 +1,17 @@
 // The plug way of output commit (ARCHITECTURE.md §5), for kernels with
 // sch_plug (Xen Dom0s usually have it): the guest interface's ingress is
 // redirected to an IFB whose root qdisc is a plug, and the kernel holds the
-// frames. At each pause a barrier goes in (rtnl_qdisc_plug_buffer); an ack
-// releases one barrier for every epoch it covers (rtnl_qdisc_plug_release_one);
-// unprotected, the plug lets everything through. Through libnl-3, as Xen's
+// frames. At a pause a barrier goes in (rtnl_qdisc_plug_buffer), and the ack
+// of that epoch releases what came before it (rtnl_qdisc_plug_release_one);
+// the kernel holds one sealed batch at a time (see on_pause). Unprotected,
+// the plug lets everything through. Through libnl-3, as Xen's
 // libxl netbuffer does.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -46,7 +48,7 @@ class PlugOutput final : public CheckpointParticipant {
     void on_commit(Epoch epoch) override;
     void on_unprotected() override;
 
-    [[nodiscard]] std::uint64_t barriers() const; // epochs held now
+    [[nodiscard]] std::uint64_t barriers() const; // epochs paused and not yet acked
     [[nodiscard]] std::uint64_t released_epoch() const; // the last epoch whose output went out
     [[nodiscard]] const std::string &device() const noexcept { return ifb_; }
 
@@ -57,7 +59,8 @@ class PlugOutput final : public CheckpointParticipant {
     nl_sock *sock_ = nullptr;
     rtnl_qdisc *qdisc_ = nullptr;
     mutable std::mutex mutex_;
-    std::deque<std::uint64_t> sealed_; // epochs with a barrier, oldest first
+    std::deque<std::uint64_t> paused_;     // epochs paused and not yet acked, oldest first
+    std::optional<std::uint64_t> sealed_;  // the epoch whose barrier the kernel holds
     std::uint64_t released_ = 0;
 };
 
