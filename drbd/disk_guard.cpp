@@ -4,10 +4,12 @@
 
 namespace understudy::drbd {
 
-std::vector<std::string> check_replicated_disks(const std::string &guest, const std::vector<GuestDisk> &disks,
-                                                bool allow_unreplicated, const Prober &probe)
+DiskCheck check_replicated_disks(const std::string &guest, const std::vector<GuestDisk> &disks,
+                                 bool allow_unreplicated, const Prober &probe)
 {
-    std::vector<std::string> notes, problems;
+    DiskCheck check;
+    auto &notes = check.notes;
+    std::vector<std::string> problems;
     for (const auto &d : disks) {
         const std::string which = "disk " + d.vdev + " (" + d.target + ")";
         if (!d.writable) {
@@ -26,12 +28,13 @@ std::vector<std::string> check_replicated_disks(const std::string &guest, const 
                 continue;
             }
             notes.push_back(which + ": DRBD resource " + d.target + " replicates; " + p.consistency);
+            check.replicated.push_back(std::move(p));
         } catch (const std::exception &e) {
             problems.push_back(which + ": " + e.what());
         }
     }
     if (problems.empty())
-        return notes;
+        return check;
     std::string all;
     for (const auto &p : problems)
         all += "\n  " + p;
@@ -41,7 +44,7 @@ std::vector<std::string> check_replicated_disks(const std::string &guest, const 
                                  "(the backup then resumes with an older disk)");
     for (const auto &p : problems)
         notes.push_back("UNREPLICATED (allowed by the operator): " + p);
-    return notes;
+    return check;
 }
 
 } // namespace understudy::drbd

@@ -21,10 +21,14 @@ struct GuestDisk {
 
 using Prober = std::function<DrbdProbe(const std::string &resource)>;
 
-// Returns one line per disk for the log (resource, state, protocol and its
-// consistency limit). Throws std::runtime_error listing every disk that is not
-// replicated, and why, unless `allow_unreplicated`.
-std::vector<std::string> check_replicated_disks(const std::string &guest, const std::vector<GuestDisk> &disks,
+struct DiskCheck {
+    std::vector<std::string> notes; // one line per disk: resource, state, protocol and its consistency limit
+    std::vector<DrbdProbe> replicated; // the DRBD resources that replicate
+};
+
+// Throws std::runtime_error listing every disk that is not replicated, and
+// why, unless `allow_unreplicated`.
+DiskCheck check_replicated_disks(const std::string &guest, const std::vector<GuestDisk> &disks,
                                                 bool allow_unreplicated, const Prober &probe);
 
 } // namespace understudy::drbd

@@ -16,6 +16,7 @@
 #include "dom0d/daemon/event_log.h"
 #include "dom0d/daemon/failover_controller.h"
 #include "dom0d/daemon/xen_vif_output.h"
+#include "drbd/checkpoint_barrier.h"
 #include "drbd/events2_follower.h"
 #include "netbuffer_qdisc/vmm_output_queue.h"
 #include "proto/control.pb.h"
@@ -46,6 +47,7 @@ class Daemon {
         std::unique_ptr<VmmOutputQueue> output;          // kvm: in the VMM
         std::unique_ptr<XenVifOutput> vif_output;        // xen: tap redirect of its vifs
         std::vector<std::unique_ptr<drbd::Events2Follower>> disk_followers; // xen: DRBD disks
+        std::vector<std::unique_ptr<drbd::CheckpointBarrier>> disk_barriers; // xen: DRBD protocol D
         std::unique_ptr<Replicator> replicator;
         std::string role; // "standalone", "primary", "activated", "relinquished"
         std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from

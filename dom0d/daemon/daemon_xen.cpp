@@ -13,6 +13,7 @@
 #include "checkpoint/xen/xen_guest.h"
 #include "checkpoint/xen/xen_standby.h"
 #include "dom0d/daemon/daemon.h"
+#include "drbd/checkpoint_barrier.h"
 #include "drbd/disk_guard.h"
 #include "drbd/drbd_promote.h"
 #include "dom0d/cli/net_args.h"
@@ -66,16 +67,20 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
         throw std::runtime_error("domain " + name + " has more than 8 vifs; understudy buffers at most 8");
 
     // Disks: replicated by DRBD, or the operator said it does not matter.
-    const auto notes = drbd::check_replicated_disks(
+    const auto disks = drbd::check_replicated_disks(
         name, disks_of(*g->xl), allow_unreplicated_disk || g->allow_unreplicated_disk,
         [this](const std::string &resource) { return drbd::probe_resource(resource, config_.drbdsetup); });
-    for (const auto &n : notes)
+    for (const auto &n : disks.notes)
         events_.add(name, "disk", n);
 
     Running r;
     r.backend = "xen";
     r.role = "primary";
-    r.disk_notes = notes;
+    r.disk_notes = disks.notes;
+    for (const auto &p : disks.replicated) // protocol D: the disk commits with each checkpoint
+        if (p.checkpoint_barriers && !p.resource.devices.empty())
+            r.disk_barriers.push_back(
+                std::make_unique<drbd::CheckpointBarrier>(drbd::drbd_device(p.resource.devices.begin()->second.minor)));
     r.vif_output = std::make_unique<XenVifOutput>(
         domid, g->xl->nics, config_.netbuf_setup,
         plug_qdisc_ ? XenVifOutput::Way::plug : XenVifOutput::Way::tap_redirect, config_.output, log_);
@@ -95,6 +100,8 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     auto replicator = std::make_unique<Replicator>(*guest, connector(peer), settings, log_);
     replicator->set_event_sink(
         [this, name](const std::string &kind, const std::string &reason) { events_.add(name, kind, reason); });
+    for (auto &barrier : r.disk_barriers) // first: the disk's epoch is committed before output may go
+        replicator->add_participant(*barrier);
     for (auto *participant : r.vif_output->participants())
         replicator->add_participant(*participant);
     events_.add(name, "protect",

@@ -18,6 +18,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "drbd/checkpoint_barrier.h"
 #include "drbd/disk_guard.h"
 #include "drbd/drbd_probe.h"
 #include "drbd/drbd_promote.h"
@@ -263,8 +264,11 @@ TEST_CASE("a guest is protected only if its writable disks are replicated, unles
     FakeDrbd fake("status_json_two_resources_quorum.json", "drbdsetup_show_9_standalone_connected.txt");
     auto probe = [](const std::string &r) { return probe_resource(r, kFake); };
     std::vector<GuestDisk> disks{{"xvda", "1-single-0", true, true}, {"xvdc", "/srv/iso/debian.iso", false, false}};
-    auto notes = check_replicated_disks("web01", disks, false, probe);
+    auto check = check_replicated_disks("web01", disks, false, probe);
+    auto notes = check.notes;
     REQUIRE(notes.size() == 2);
+    REQUIRE(check.replicated.size() == 1);
+    CHECK(check.replicated[0].resource.name == "1-single-0");
     CHECK(notes[0].find("DRBD resource 1-single-0 replicates; protocol C") != std::string::npos);
     CHECK(notes[1].find("read-only") != std::string::npos);
 
@@ -273,7 +277,7 @@ TEST_CASE("a guest is protected only if its writable disks are replicated, unles
                       Catch::Contains("refusing to protect web01") &&
                           Catch::Contains("disk xvdb (/var/lib/xen/images/web01-data.img) is not on DRBD") &&
                           Catch::Contains("--allow-unreplicated-disk"));
-    notes = check_replicated_disks("web01", disks, true, probe);
+    notes = check_replicated_disks("web01", disks, true, probe).notes;
     CHECK(notes.back().find("UNREPLICATED (allowed by the operator): disk xvdb") != std::string::npos);
 
     // A resource that is StandAlone (a possible split brain) does not count.
@@ -328,4 +332,31 @@ TEST_CASE("events2 is followed: each change of the verdict is reported, and its 
     CHECK(ended.empty());
     unsetenv("FAKE_DRBD_EVENTS_HOLD");
     unsetenv("FAKE_DRBD_EVENTS");
+}
+
+TEST_CASE("protocol D: a checkpoint goes down the DRBD device at each pause and its ack is awaited", "[drbd]")
+{
+    std::vector<unsigned long> calls;
+    int send_result = 0, wait_result = 0, wait_errno = 0;
+    auto ioctl = [&](int, unsigned long request) {
+        calls.push_back(request);
+        if (request == kDrbdSendCheckpoint)
+            return send_result;
+        errno = wait_errno;
+        return wait_result;
+    };
+    CheckpointBarrier barrier("/dev/null", ioctl); // stands in for /dev/drbd0: the ioctls go to the seam
+    barrier.on_pause(understudy::Epoch{5});
+    CHECK(calls == std::vector<unsigned long>{kDrbdSendCheckpoint, kDrbdWaitCheckpointAck});
+    calls.clear();
+    send_result = 1; // committed at once: nothing to wait for
+    barrier.on_pause(understudy::Epoch{6});
+    CHECK(calls == std::vector<unsigned long>{kDrbdSendCheckpoint});
+    send_result = 0;
+    wait_result = -1;
+    wait_errno = EIO;
+    CHECK_THROWS_WITH(barrier.on_pause(understudy::Epoch{7}), Catch::Contains("DRBD checkpoint barrier on /dev/null for epoch 7: "
+                                                                  "no ack from the peer: Input/output error"));
+    CHECK_THROWS_WITH(CheckpointBarrier("/dev/drbd-none-9"), Catch::Contains("cannot open /dev/drbd-none-9"));
+    CHECK(drbd_device(3) == "/dev/drbd3");
 }
