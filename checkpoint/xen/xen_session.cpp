@@ -167,4 +167,26 @@ DomainFacts describe_domain(const XenSession &xen, std::uint32_t domid)
     return facts;
 }
 
+DomainDevices domain_devices(const XenSession &xen, std::uint32_t domid)
+{
+    DomainDevices devices;
+    int n = 0;
+    if (libxl_device_nic *nics = libxl_device_nic_list(xen.libxl(), domid, &n)) {
+        for (int i = 0; i < n; ++i) {
+            char mac[18];
+            const auto &m = nics[i].mac;
+            std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+            devices.vif_macs.push_back(mac);
+        }
+        libxl_device_nic_list_free(nics, n);
+    }
+    n = 0;
+    if (libxl_device_disk *disks = libxl_device_disk_list(xen.libxl(), domid, &n)) {
+        for (int i = 0; i < n; ++i)
+            devices.disk_targets.push_back(disks[i].pdev_path ? disks[i].pdev_path : "");
+        libxl_device_disk_list_free(disks, n);
+    }
+    return devices;
+}
+
 } // namespace understudy::xen

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 struct xc_interface_core;
 struct xenforeignmemory_handle;
@@ -70,5 +71,12 @@ struct DomainFacts {
 };
 
 [[nodiscard]] DomainFacts describe_domain(const XenSession &xen, std::uint32_t domid);
+
+// The devices a running domain has, as libxenlight lists them.
+struct DomainDevices {
+    std::vector<std::string> vif_macs;     // "00:16:3e:12:34:56", by devid order
+    std::vector<std::string> disk_targets; // pdev_path: file, device or DRBD resource
+};
+[[nodiscard]] DomainDevices domain_devices(const XenSession &xen, std::uint32_t domid);
 
 } // namespace understudy::xen

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <set>
 #include <sstream>
 
 #include "checkpoint/unique_fd.h"
@@ -63,6 +66,32 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                                  ".cfg), on the backup too");
     if (auto problem = xen::standby_config_problem(*g->xl); !problem.empty())
         throw std::runtime_error(problem);
+    // The xl.cfg must describe the domain that runs: its vifs are named by
+    // position, its disks are what DRBD is checked for.
+    const auto running = xen::domain_devices(*session, domid);
+    std::vector<std::string> configured_macs, configured_disks;
+    for (const auto &n : g->xl->nics)
+        configured_macs.push_back(n.mac);
+    for (const auto &d : g->xl->disks)
+        configured_disks.push_back(d.target);
+    auto lowercase = [](std::vector<std::string> v) {
+        for (auto &s : v)
+            std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        return v;
+    };
+    auto joined = [](const std::vector<std::string> &v) {
+        std::string out;
+        for (const auto &s : v)
+            out += (out.empty() ? "" : ", ") + s;
+        return out.empty() ? std::string("none") : out;
+    };
+    if (lowercase(running.vif_macs) != lowercase(configured_macs) ||
+        std::multiset<std::string>(running.disk_targets.begin(), running.disk_targets.end()) !=
+            std::multiset<std::string>(configured_disks.begin(), configured_disks.end()))
+        throw std::runtime_error("domain " + name + " does not run as " + g->xl_config.string() +
+                                 " describes it: it has vifs " + joined(running.vif_macs) + " and disks " +
+                                 joined(running.disk_targets) + "; the file lists vifs " + joined(configured_macs) +
+                                 " and disks " + joined(configured_disks));
     if (g->xl->nics.size() > 8)
         throw std::runtime_error("domain " + name + " has more than 8 vifs; understudy buffers at most 8");
 

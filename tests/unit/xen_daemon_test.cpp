@@ -134,6 +134,17 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             xd::DomainSpec spec;
             spec.name = "web01";
             spec.pages = 4096;
+            spec.vif_macs = {"00:16:3e:00:00:01"};
+            spec.disk_targets = {"1-single-0", "/srv/other.img"}; // one disk more than the xl.cfg lists
+            auto wrong = xd::create_domain(spec);
+            Daemon probe(parse_daemon_config(config_text(scratch, "p", false), "p.conf"), [](const std::string &) {});
+            auto refused = protect(probe, "web01", 7300);
+            CHECK_THAT(refused.error(), Catch::Contains("does not run as") &&
+                                            Catch::Contains("disks 1-single-0, /srv/other.img; the file lists") &&
+                                            Catch::Contains("disks 1-single-0"));
+            xd::reset(); // the domain as the xl.cfg describes it
+            spec.disk_targets = {"1-single-0"};
+            (void)wrong;
             const auto domid = xd::create_domain(spec);
             REQUIRE(domid == 1); // its vif is vif1.0
             xd::start_workload(domid, 50us);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -836,12 +837,58 @@ int libxl_domain_create_new(libxl_ctx *, libxl_domain_config *d_config, uint32_t
                                                                  : "hvm";
     spec.pages = d_config->b_info.max_memkb / 4;
     spec.vcpus = static_cast<unsigned>(d_config->b_info.max_vcpus);
+    for (int i = 0; i < d_config->num_nics; ++i) {
+        const auto &m = d_config->nics[i].mac;
+        char mac[18];
+        std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+        spec.vif_macs.push_back(mac);
+    }
+    for (int i = 0; i < d_config->num_disks; ++i)
+        spec.disk_targets.push_back(d_config->disks[i].pdev_path ? d_config->disks[i].pdev_path : "");
     *domid = xd::create_domain(spec);
     auto d = xd::find(*domid);
     std::lock_guard lock(d->step_mutex);
     d->pause_count = 1; // created paused, as libxl leaves it
     d->params.clear();
     return 0;
+}
+
+libxl_device_nic *libxl_device_nic_list(libxl_ctx *, uint32_t domid, int *num)
+{
+    *num = 0;
+    if (xd::intercept("libxl_device_nic_list"))
+        return nullptr;
+    auto d = xd::find(domid);
+    if (!d || d->spec.vif_macs.empty())
+        return nullptr;
+    auto *list = static_cast<libxl_device_nic *>(std::calloc(d->spec.vif_macs.size(), sizeof(libxl_device_nic)));
+    for (std::size_t i = 0; i < d->spec.vif_macs.size(); ++i) {
+        libxl_device_nic_init(&list[i]); // the real library's: plain data
+        list[i].devid = static_cast<libxl_devid>(i);
+        unsigned b[6] = {};
+        std::sscanf(d->spec.vif_macs[i].c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
+        for (int k = 0; k < 6; ++k)
+            list[i].mac[k] = static_cast<std::uint8_t>(b[k]);
+    }
+    *num = static_cast<int>(d->spec.vif_macs.size());
+    return list;
+}
+
+libxl_device_disk *libxl_device_disk_list(libxl_ctx *, uint32_t domid, int *num)
+{
+    *num = 0;
+    if (xd::intercept("libxl_device_disk_list"))
+        return nullptr;
+    auto d = xd::find(domid);
+    if (!d || d->spec.disk_targets.empty())
+        return nullptr;
+    auto *list = static_cast<libxl_device_disk *>(std::calloc(d->spec.disk_targets.size(), sizeof(libxl_device_disk)));
+    for (std::size_t i = 0; i < d->spec.disk_targets.size(); ++i) {
+        libxl_device_disk_init(&list[i]);
+        list[i].pdev_path = strdup(d->spec.disk_targets[i].c_str());
+    }
+    *num = static_cast<int>(d->spec.disk_targets.size());
+    return list;
 }
 
 int libxl_domain_unpause(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)

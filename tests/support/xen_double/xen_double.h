@@ -28,6 +28,8 @@ struct DomainSpec {
     std::uint64_t pages = 1024;
     unsigned vcpus = 1;
     std::vector<std::uint64_t> holes; // frames that are not RAM (foreign maps fail there)
+    std::vector<std::string> vif_macs;     // what libxl_device_nic_list reports
+    std::vector<std::string> disk_targets; // what libxl_device_disk_list reports (pdev_path)
 };
 
 // Creates a running domain; returns its domid (from 1 up).
