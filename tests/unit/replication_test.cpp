@@ -19,6 +19,7 @@
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
 #include "tests/support/bit_flip_proxy.h"
+#include "tests/support/log_lines.h"
 #include "tests/support/memory_guest.h"
 
 using namespace understudy;
@@ -26,33 +27,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct LogLines {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-    void operator()(const std::string &line)
-    {
-        std::lock_guard lock(mutex);
-        if (std::getenv("UNDERSTUDY_TEST_LOG"))
-            fprintf(stderr, "log: %s\n", line.c_str());
-        lines.push_back(line);
-    }
-    bool contains(const std::string &text)
-    {
-        std::lock_guard lock(mutex);
-        for (auto &l : lines)
-            if (l.find(text) != std::string::npos)
-                return true;
-        return false;
-    }
-    std::string all()
-    {
-        std::lock_guard lock(mutex);
-        std::string s;
-        for (auto &l : lines)
-            s += l + "\n";
-        return s;
-    }
-};
+using testing::LogLines;
 
 std::filesystem::path replica_dir()
 {

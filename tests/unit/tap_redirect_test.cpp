@@ -153,6 +153,21 @@ struct Lab {
     }
 };
 
+// host: bridge br0 with the guest's "vif" (vif1) and the client's port;
+// the guest's kernel sends nothing of its own (no IPv6), only the test's frames.
+void build(const Lab &lab)
+{
+    REQUIRE(sh("ip netns add " + lab.host + " && ip netns add " + lab.guest + " && ip netns add " + lab.client));
+    const std::string h = "ip -n " + lab.host + " ";
+    REQUIRE(sh(h + "link add br0 type bridge && " + h + "link set br0 up && " + h +
+               "link add vif1 type veth peer name eth0 netns " + lab.guest + " && " + h +
+               "link add cport type veth peer name eth0 netns " + lab.client + " && " + h +
+               "link set vif1 master br0 up && " + h + "link set cport master br0 up && ip -n " + lab.guest +
+               " link set eth0 address 02:00:00:00:00:42 && ip -n " + lab.client + " link set eth0 up"));
+    REQUIRE(sh("ip netns exec " + lab.guest + " sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 && ip -n " + lab.guest +
+               " link set eth0 up"));
+}
+
 } // namespace
 
 TEST_CASE("tap redirect holds every protocol until its epoch is committed, then releases in order", "[output][tap]")
@@ -163,17 +178,7 @@ TEST_CASE("tap redirect holds every protocol until its epoch is committed, then 
     }
     const std::string script = std::string(UNDERSTUDY_SOURCE_DIR) + "/scripts/netbuf-setup";
     Lab lab("us-tr" + std::to_string(getpid()));
-    // host: bridge br0 with the guest's "vif" and the client's port.
-    REQUIRE(sh("ip netns add " + lab.host + " && ip netns add " + lab.guest + " && ip netns add " + lab.client));
-    const std::string h = "ip -n " + lab.host + " ";
-    REQUIRE(sh(h + "link add br0 type bridge && " + h + "link set br0 up && " + h +
-               "link add vif1 type veth peer name eth0 netns " + lab.guest + " && " + h +
-               "link add cport type veth peer name eth0 netns " + lab.client + " && " + h +
-               "link set vif1 master br0 up && " + h + "link set cport master br0 up && ip -n " + lab.guest +
-               " link set eth0 address 02:00:00:00:00:42 && ip -n " + lab.client + " link set eth0 up"));
-    // No frames of the guest's own kernel (IPv6 router solicitations): only the test's.
-    REQUIRE(sh("ip netns exec " + lab.guest + " sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 && ip -n " + lab.guest +
-               " link set eth0 up"));
+    build(lab);
     const std::string setup = "ip netns exec " + lab.host + " " + script;
     if (!sh(setup + " add vif1 nb-vif1")) {
         WARN("SKIPPED: this kernel's tc lacks the u32 classifier, clsact or the mirred action");
@@ -298,15 +303,7 @@ TEST_CASE("the plug way on a veth standing in for a vif: every protocol held unt
     }
     const std::string script = std::string(UNDERSTUDY_SOURCE_DIR) + "/scripts/netbuf-setup";
     Lab lab("us-pl" + std::to_string(getpid()));
-    REQUIRE(sh("ip netns add " + lab.host + " && ip netns add " + lab.guest + " && ip netns add " + lab.client));
-    const std::string h = "ip -n " + lab.host + " ";
-    REQUIRE(sh(h + "link add br0 type bridge && " + h + "link set br0 up && " + h +
-               "link add vif1 type veth peer name eth0 netns " + lab.guest + " && " + h +
-               "link add cport type veth peer name eth0 netns " + lab.client + " && " + h +
-               "link set vif1 master br0 up && " + h + "link set cport master br0 up && ip -n " + lab.guest +
-               " link set eth0 address 02:00:00:00:00:42 && ip -n " + lab.client + " link set eth0 up"));
-    REQUIRE(sh("ip netns exec " + lab.guest + " sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 && ip -n " + lab.guest +
-               " link set eth0 up"));
+    build(lab);
     const std::string setup = "ip netns exec " + lab.host + " " + script;
     if (!sh(setup + " --plug add vif1")) {
         WARN("SKIPPED: no ifb module, or tc lacks clsact, u32 or mirred");

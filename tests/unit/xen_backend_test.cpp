@@ -18,6 +18,7 @@ extern "C" {
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/xen/xen_guest.h"
 #include "checkpoint/xen/xen_standby.h"
+#include "tests/support/log_lines.h"
 #include "tests/support/xen_double/xen_double.h"
 
 using namespace understudy;
@@ -27,33 +28,7 @@ namespace xd = understudy::testing::xen_double;
 
 namespace {
 
-struct Log {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-    void operator()(const std::string &line)
-    {
-        std::lock_guard lock(mutex);
-        if (std::getenv("UNDERSTUDY_TEST_LOG"))
-            fprintf(stderr, "log: %s\n", line.c_str());
-        lines.push_back(line);
-    }
-    bool contains(const std::string &text)
-    {
-        std::lock_guard lock(mutex);
-        for (auto &l : lines)
-            if (l.find(text) != std::string::npos)
-                return true;
-        return false;
-    }
-    std::string all()
-    {
-        std::lock_guard lock(mutex);
-        std::string s;
-        for (auto &l : lines)
-            s += l + "\n";
-        return s;
-    }
-};
+using testing::LogLines;
 
 XlConfig web_config(std::uint64_t memory_mib)
 {
@@ -69,7 +44,7 @@ XlConfig web_config(std::uint64_t memory_mib)
 // A primary (the double's domain, protected by a Replicator) and a backup
 // (a BackupServer whose standbys are XenStandby) in one process.
 struct Pair {
-    Log log;
+    LogLines log;
     StandbyRegistry registry;
     std::unique_ptr<BackupServer> server;
     std::shared_ptr<XenSession> xen;
