@@ -67,6 +67,8 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
                 throw StreamError(where(reader, expected) + "a second CpuState record");
             proto::CpuRecord record;
             reader.parse(record, "CpuState");
+            if (auto problem = standby_.cpu_problem(record.cpu()); !problem.empty())
+                throw StreamError(where(reader, expected) + "CpuState refused: " + problem);
             into.cpu = std::move(*record.mutable_cpu());
             continue;
         }

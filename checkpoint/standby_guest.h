@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "checkpoint/guest.h"
 #include "checkpoint/pfn.h"
@@ -23,6 +24,10 @@ class StandbyGuest {
     [[nodiscard]] virtual std::span<const std::uint8_t> page(Pfn pfn) const = 0;
     // `data` holds pfns.size() whole pages. Precondition: every pfn < pages().
     virtual void write_pages(std::span<const Pfn> pfns, std::span<const std::uint8_t> data) = 0;
+    // Why this CPU state (from the network) cannot be this standby's ("" if
+    // it can); checked before an epoch is committed, so a bad one ends the
+    // stream and leaves the committed copy as it was.
+    [[nodiscard]] virtual std::string cpu_problem(const proto::CpuState &) const { return ""; }
     virtual void load_cpu(const proto::CpuState &cpu) = 0;
     virtual void load_devices(const proto::DeviceState &devices) = 0;
 

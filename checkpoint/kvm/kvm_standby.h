@@ -15,6 +15,11 @@ class KvmStandby final : public StandbyImage {
     KvmStandby(KvmGuestConfig local, std::string tap, std::uint64_t memory_size, std::uint64_t disk_bytes,
                const std::filesystem::path &replica);
 
+    std::string cpu_problem(const proto::CpuState &cpu) const override
+    {
+        return cpu.has_kvm() ? "" : "not the state of a kvm guest";
+    }
+
     // Builds a VM from the committed state and starts it.
     std::unique_ptr<Guest> activate() override;
 

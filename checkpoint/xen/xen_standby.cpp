@@ -47,6 +47,25 @@ XenStandby::XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_
 {
 }
 
+std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
+{
+    constexpr std::size_t kMaxContext = 16 << 20; // Xen's are a few KiB per vCPU
+    if (!cpu.has_xen())
+        return "not the state of a Xen domain";
+    const auto &x = cpu.xen();
+    if (x.domain_type() != config_.type)
+        return "a " + x.domain_type() + " domain, while " + name() + " is " + config_.type + " here";
+    if (x.hvm_context().size() < 24 || x.hvm_context().size() > kMaxContext)
+        return "an HVM context of " + std::to_string(x.hvm_context().size()) + " bytes";
+    if (x.vcpus() == 0 || x.vcpus() > config_.vcpus)
+        return std::to_string(x.vcpus()) + " vCPUs, while its xl.cfg here gives it " + std::to_string(config_.vcpus);
+    const auto carried = carried_hvm_params();
+    for (const auto &p : x.params())
+        if (std::find(carried.begin(), carried.end(), p.index()) == carried.end())
+            return "HVM parameter " + std::to_string(p.index()) + ", which is not one a checkpoint carries";
+    return "";
+}
+
 std::unique_ptr<Guest> XenStandby::activate()
 {
     if (!cpu() || !cpu()->has_xen())

@@ -20,6 +20,10 @@ class XenStandby final : public StandbyImage {
     // guest's disks); it throws to stop the activation.
     XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_xen, std::function<void()> before_create);
 
+    // Only Xen HVM/PVH state of sane size, and only the HVM parameters Xen's
+    // own save carries (a peer must not set any other parameter here).
+    std::string cpu_problem(const proto::CpuState &cpu) const override;
+
     // Creates, fills and starts the domain. On failure it destroys what it
     // created and throws.
     std::unique_ptr<Guest> activate() override;

@@ -351,3 +351,29 @@ TEST_CASE("Xen: a standby needs a fixed MAC for every vif", "[xen]")
     config.type = "pv";
     CHECK_THAT(standby_config_problem(config), Catch::Contains("PV guest"));
 }
+
+TEST_CASE("Xen: a standby refuses CPU state that is not its domain's, before anything is committed", "[xen]")
+{
+    XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); }, nullptr);
+    proto::CpuState cpu;
+    cpu.mutable_xen()->set_domain_type("hvm");
+    cpu.mutable_xen()->set_vcpus(1);
+    cpu.mutable_xen()->set_hvm_context(std::string(64, '\0'));
+    cpu.mutable_xen()->add_params()->set_index(HVM_PARAM_STORE_PFN);
+    CHECK(standby.cpu_problem(cpu).empty());
+    auto bad = cpu;
+    bad.mutable_xen()->add_params()->set_index(HVM_PARAM_STORE_EVTCHN);
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("HVM parameter 2, which is not one a checkpoint carries"));
+    bad = cpu;
+    bad.mutable_xen()->set_vcpus(64);
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("64 vCPUs, while its xl.cfg here gives it 1"));
+    bad = cpu;
+    bad.mutable_xen()->set_domain_type("pvh");
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("a pvh domain, while web01 is hvm here"));
+    bad = cpu;
+    bad.mutable_xen()->set_hvm_context(std::string(17 << 20, '\0'));
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("an HVM context of"));
+    bad.Clear();
+    bad.mutable_kvm();
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("not the state of a Xen domain"));
+}
