@@ -142,7 +142,13 @@ pair_up() { # prefix workdir bindir
   pair_wait 120 pair_protected || { echo "pair: not protected"; tail -20 "$2/primary.log"; return 1; }
   pair_wait 10 pair_backup_hears_primary || { echo "pair: the backup does not hear the primary's heartbeat"; return 1; }
   client_start
-  pair_wait 30 pair_client_served || { echo "pair: the client gets no replies"; return 1; }
+  # An emulated guest (UNDERSTUDY_EMULATED) may take a while to answer.
+  pair_wait "$([ -n "${UNDERSTUDY_EMULATED:-}" ] && echo 90 || echo 30)" pair_client_served || {
+    echo "pair: the client gets no replies ($(client_report))"
+    pair_cli primary status 2>&1 | head -8
+    tail -15 "$2/primary.log"
+    return 1
+  }
 }
 
 pair_backup_hears_primary() { pair_cli backup status | grep -q 'peer alive'; }
