@@ -28,6 +28,13 @@ constexpr std::uint32_t kCarriedParams[] = {
     HVM_PARAM_MCA_CAP,
 };
 
+// A libxl error code with its name ("-16 GUEST_TIMEDOUT").
+std::string libxl_error_text(int rc)
+{
+    const char *name = libxl_error_to_string(static_cast<libxl_error>(rc));
+    return std::to_string(rc) + (name ? std::string(" ") + name : std::string());
+}
+
 std::uint64_t bitmap_bytes(std::uint64_t pages)
 {
     return (pages + 63) / 64 * 8;
@@ -40,8 +47,8 @@ std::span<const std::uint32_t> carried_hvm_params()
     return kCarriedParams;
 }
 
-XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid)
-    : xen_(std::move(xen)), facts_(describe_domain(*xen_, domid))
+XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, CheckpointWay way)
+    : xen_(std::move(xen)), facts_(describe_domain(*xen_, domid)), way_(way)
 {
     if (facts_.type == "pv")
         throw XenError("domain " + facts_.name + " is a PV guest: its page tables hold machine frame numbers of "
@@ -62,10 +69,30 @@ XenGuest::~XenGuest()
     unmap_all();
     if (paused_by_us_ && xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         xen_->log("domain " + facts_.name + ": xc_domain_unpause failed: " + std::strerror(errno));
+    if (suspended_by_us_)
+        if (int rc = libxl_domain_resume(xen_->libxl(), facts_.domid, 1, nullptr); rc != 0)
+            xen_->log("domain " + facts_.name + ": libxl_domain_resume failed (libxl error " + libxl_error_text(rc) +
+                      "): it stays suspended");
 }
 
 void XenGuest::pause()
 {
+    if (way_ == CheckpointWay::suspend) {
+        if (int rc = libxl_domain_suspend_only(xen_->libxl(), facts_.domid, nullptr); rc != 0) {
+            std::string why = "libxl_domain_suspend_only of domain " + std::to_string(facts_.domid) + " (" +
+                              facts_.name + ") failed (libxl error " + libxl_error_text(rc) + ")";
+            if (rc == ERROR_DOMAIN_NOTFOUND)
+                throw XenError(why + ": the domain no longer exists", ESRCH);
+            if (rc == ERROR_GUEST_TIMEDOUT)
+                why += ": the guest did not suspend in time";
+            throw XenError(why + "; checkpoint = suspend needs PV drivers in the guest that answer suspend "
+                                 "requests (xenstore control/shutdown or a suspend event channel): use "
+                                 "checkpoint = pause for a guest without them",
+                           rc == ERROR_GUEST_TIMEDOUT ? ETIMEDOUT : EIO);
+        }
+        suspended_by_us_ = true;
+        return;
+    }
     if (xc_domain_pause(xen_->xc(), facts_.domid) != 0)
         throw_xen_error("xc_domain_pause", facts_.domid, errno);
     paused_by_us_ = true;
@@ -73,6 +100,19 @@ void XenGuest::pause()
 
 void XenGuest::resume()
 {
+    if (way_ == CheckpointWay::suspend) {
+        if (!suspended_by_us_)
+            return; // the suspend itself failed: the guest runs
+        // suspend_cancel = 1: the guest's suspend returns "cancelled", and
+        // it goes on with the devices it has.
+        if (int rc = libxl_domain_resume(xen_->libxl(), facts_.domid, 1, nullptr); rc != 0)
+            throw XenError("libxl_domain_resume of domain " + std::to_string(facts_.domid) + " (" + facts_.name +
+                               ") failed (libxl error " + libxl_error_text(rc) +
+                               "): the domain stays suspended; understudy tries once more when protection ends",
+                           rc == ERROR_DOMAIN_NOTFOUND ? ESRCH : EIO);
+        suspended_by_us_ = false;
+        return;
+    }
     if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         throw_xen_error("xc_domain_unpause", facts_.domid, errno);
     paused_by_us_ = false;
@@ -88,7 +128,8 @@ void XenGuest::stop_for_good()
         xen_->log("domain " + facts_.name + ": " + e.what());
     }
     unmap_all();
-    paused_by_us_ = false; // destroyed next: nothing to unpause
+    paused_by_us_ = false; // destroyed next: nothing to unpause or resume
+    suspended_by_us_ = false;
     if (int rc = libxl_domain_destroy(xen_->libxl(), facts_.domid, nullptr); rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
         throw XenError("libxl_domain_destroy of domain " + std::to_string(facts_.domid) + " failed (libxl error " +
                            std::to_string(rc) + "); it is paused: destroy it with `xl destroy " + facts_.name + "`",

@@ -1,5 +1,6 @@
 // A running Xen HVM or PVH domain as the engine's Guest: paused with
-// xc_domain_pause, dirty pages from Xen's log-dirty mode (xc_shadow_control /
+// xc_domain_pause or suspended through its PV drivers (checkpoint_way.h),
+// dirty pages from Xen's log-dirty mode (xc_shadow_control /
 // xc_logdirty_control CLEAN), pages read through one xenforeignmemory mapping
 // of all guest memory kept across epochs (Remus measured mapping to cost as
 // much as copying), CPU and platform state from xc_domain_hvm_getcontext and
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "checkpoint/guest.h"
+#include "checkpoint/xen/checkpoint_way.h"
 #include "checkpoint/xen/xen_session.h"
 
 struct xc_hypercall_buffer;
@@ -21,8 +23,9 @@ class XenGuest final : public Guest {
   public:
     // Opens running domain `domid`. Throws XenError if it is gone, or is a
     // PV domain (see docs/xen.md: its page tables hold machine frames).
-    XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid);
-    // Leaves the domain as it found it: log-dirty off, unpaused if it paused it.
+    XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, CheckpointWay way = CheckpointWay::pause);
+    // Leaves the domain as it found it: log-dirty off, unpaused (or resumed)
+    // if it paused (or suspended) it.
     ~XenGuest() override;
     XenGuest(const XenGuest &) = delete;
     XenGuest &operator=(const XenGuest &) = delete;
@@ -44,6 +47,7 @@ class XenGuest final : public Guest {
     [[nodiscard]] std::uint32_t domid() const noexcept { return facts_.domid; }
     [[nodiscard]] const DomainFacts &facts() const noexcept { return facts_; }
     [[nodiscard]] bool dirty_log_enabled() const noexcept { return log_dirty_; }
+    [[nodiscard]] CheckpointWay checkpoint_way() const noexcept { return way_; }
     // How pages are read: "one mapping of all memory" or "a mapping per batch".
     [[nodiscard]] std::string mapping_mode() const;
 
@@ -60,7 +64,9 @@ class XenGuest final : public Guest {
 
     std::shared_ptr<XenSession> xen_;
     DomainFacts facts_;
+    CheckpointWay way_;
     bool paused_by_us_ = false;
+    bool suspended_by_us_ = false;
     bool log_dirty_ = false;
     std::vector<Mapping> mappings_;
     bool per_batch_ = false;

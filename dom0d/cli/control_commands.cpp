@@ -66,6 +66,10 @@ std::string table(const proto::StatusReply &s)
                  {bytes_text(g.bytes_sent()), 10}, {ratio.str(), 6}, {g.link(), 5}});
             if (!g.last_error().empty() && g.state() != "protected")
                 out << "  last error: " << g.last_error() << "\n";
+            if (!g.checkpoint_way().empty())
+                out << "  checkpoint: " << g.checkpoint_way()
+                    << (g.checkpoint_way() == "suspend" ? " (through the guest's PV drivers)" : " (xc_domain_pause)")
+                    << "\n";
             for (const auto &d : g.disks())
                 out << "  " << d << "\n";
             if (g.has_output()) {

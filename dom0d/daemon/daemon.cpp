@@ -405,6 +405,7 @@ proto::StatusReply Daemon::status(const std::string &only) const
         g->set_backend(r.backend);
         for (const auto &d : r.disk_notes)
             g->add_disks(d);
+        g->set_checkpoint_way(r.checkpoint_way);
         auto *kvm_guest = dynamic_cast<const kvm::KvmGuest *>(r.guest.get());
         g->set_running(kvm_guest ? !kvm_guest->stopped().has_value() : true);
         if (!r.replicator) {

@@ -53,6 +53,7 @@ class Daemon {
         std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from
         std::string backend = "kvm";
         std::vector<std::string> disk_notes; // xen: how each disk is replicated
+        std::string checkpoint_way;          // xen: "pause" or "suspend"
 
         // The output buffers that hold this guest's network output.
         [[nodiscard]] std::vector<OutputBuffer *> buffers() const;

@@ -114,6 +114,13 @@ GuestConfig parse_xen_guest(const std::string &name, const Section &s)
         throw ConfigError(s.where() + ".xl_config: " + *path + " names the domain '" + g.xl->name +
                           "', not '" + name + "'");
     g.allow_unreplicated_disk = s.flag("allow_unreplicated_disk", false);
+    const auto way = s.text("checkpoint", "pause");
+    if (auto parsed = xen::parse_checkpoint_way(way))
+        g.checkpoint_way = *parsed;
+    else
+        throw ConfigError(s.where() + ".checkpoint: '" + way +
+                          "' is neither pause (xc_domain_pause; the guest does not notice) nor suspend (through the "
+                          "guest's PV drivers, which then reconnect on the backup after a failover)");
     return g;
 }
 
@@ -317,7 +324,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
             throw ConfigError(file + ": [" + name + "].backend: '" + backend + "' is not kvm or xen");
         const bool xen = backend == "xen";
         Section g(section, file + ": [" + name + "]" + (xen ? " (backend = xen)" : ""),
-                  xen ? std::set<std::string>{"backend", "xl_config", "allow_unreplicated_disk"}
+                  xen ? std::set<std::string>{"backend", "xl_config", "allow_unreplicated_disk", "checkpoint"}
                       : std::set<std::string>{"backend", "kernel", "memory_mib", "tap", "ip", "mac", "port",
                                               "dirty_rate", "guest_arg", "disk", "disk_mib", "autostart"});
         if (!valid_guest_id(name.substr(6)) || name.size() - 6 > 32)

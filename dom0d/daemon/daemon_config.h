@@ -15,6 +15,7 @@
 #include "checkpoint/replicator.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/stream/tls_link.h"
+#include "checkpoint/xen/checkpoint_way.h"
 #include "checkpoint/xen/xl_config.h"
 #include "heartbeat/heartbeat_service.h"
 #include "netbuffer_qdisc/output_buffer.h"
@@ -36,6 +37,7 @@ struct GuestConfig {
     std::filesystem::path xl_config;
     std::optional<xen::XlConfig> xl;
     bool allow_unreplicated_disk = false;
+    xen::CheckpointWay checkpoint_way = xen::CheckpointWay::pause; // checkpoint = pause | suspend
     kvm::KvmGuestConfig vm;          // kvm: image, RAM, MAC, IP, port, workload
     std::string tap;                 // "": the guest has no NIC
     std::filesystem::path disk;      // "": no disk

@@ -54,8 +54,7 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                                  "'s kvm guests, and no Xen domain can be looked up here: " + e.what());
     }
     const auto domid = xen::find_domain(*session, domain);
-    auto guest = std::make_unique<xen::XenGuest>(session, domid);
-    const std::string name = guest->name();
+    const std::string name = xen::describe_domain(*session, domid).name;
     if (guests_.count(name))
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
     const GuestConfig *g = config_.guest(name);
@@ -64,6 +63,7 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                                  "] section with backend = xen in " + config_.source.string() +
                                  "; add one naming its xl.cfg (xl_config = /etc/xen/" + name +
                                  ".cfg), on the backup too");
+    auto guest = std::make_unique<xen::XenGuest>(session, domid, g->checkpoint_way);
     if (auto problem = xen::standby_config_problem(*g->xl); !problem.empty())
         throw std::runtime_error(problem);
     // The xl.cfg must describe the domain that runs: its vifs are named by
@@ -106,6 +106,7 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     r.backend = "xen";
     r.role = "primary";
     r.disk_notes = disks.notes;
+    r.checkpoint_way = std::string(xen::to_string(g->checkpoint_way));
     for (const auto &p : disks.replicated) // protocol D: the disk commits with each checkpoint
         if (p.checkpoint_barriers && !p.resource.devices.empty())
             r.disk_barriers.push_back(
@@ -135,7 +136,10 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
         replicator->add_participant(*participant);
     events_.add(name, "protect",
                 "protection requested for Xen " + guest->facts().type + " domain " + std::to_string(domid) +
-                    " (checkpoint mode: pause with xc_domain_pause), backup " + peer.to_string());
+                    (g->checkpoint_way == xen::CheckpointWay::suspend
+                         ? " (checkpoint = suspend: suspended through its PV drivers, resumed with suspend_cancel)"
+                         : " (checkpoint = pause: xc_domain_pause, the guest does not notice)") +
+                    ", backup " + peer.to_string());
     r.guest = std::move(guest);
     replicator->start();
     r.replicator = std::move(replicator);

@@ -158,6 +158,13 @@ TEST_CASE("a Xen guest section names its xl.cfg, which is read and checked at st
     CHECK(c.guests[0].xl->disks.at(0).drbd());
     CHECK(c.guests[0].allow_unreplicated_disk);
     CHECK_FALSE(c.guests[0].autostart);
+    CHECK(c.guests[0].checkpoint_way == xen::CheckpointWay::pause); // the default
+    const std::string web01 = "[guest web01]\nbackend = xen\nxl_config = " + (dir / "web01.cfg").string() + "\n";
+    CHECK(parse_daemon_config(base() + web01 + "checkpoint = suspend\n", "x.conf").guests.at(0).checkpoint_way ==
+          xen::CheckpointWay::suspend);
+    CHECK_THROWS_WITH(parse_daemon_config(base() + web01 + "checkpoint = freeze\n", "x.conf"),
+                      Catch::Contains("[guest web01] (backend = xen).checkpoint: 'freeze' is neither pause") &&
+                          Catch::Contains("nor suspend"));
     CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = xen\n", "x.conf"),
                       Catch::Contains("[guest web01] (backend = xen).xl_config: missing"));
     CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web01]\nbackend = xen\nxl_config = " +

@@ -199,6 +199,112 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     CHECK(xd::counter(new_domid) > resumed_at);
 }
 
+TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels the suspend; the copy activated "
+          "on the backup returns from it as resumed",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    {
+        XenGuest guest(pair.xen, domid, CheckpointWay::suspend);
+        CHECK(guest.checkpoint_way() == CheckpointWay::suspend);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        for (int round = 0; round < 3; ++round) {
+            std::this_thread::sleep_for(30ms);
+            replicator.freeze(10s);
+            INFO(pair.log.all());
+            CHECK(xd::suspended(domid)); // suspended by its drivers, not paused
+            CHECK(xd::pause_count(domid) == 0);
+            require_standby_equals_domain(pair.registry, domid);
+            pair.registry.inspect("web01", [](const StandbyGuest &standby) {
+                auto &image = dynamic_cast<const StandbyImage &>(standby);
+                CHECK(xd::rax_in_context(image.cpu()->xen().hvm_context()) == 0);
+            });
+            const auto at = xd::counter(domid);
+            replicator.thaw();
+            const auto until = std::chrono::steady_clock::now() + 5s;
+            while (xd::counter(domid) == at && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(1ms);
+            CHECK(xd::counter(domid) > at); // it runs on after each checkpoint
+            CHECK(xd::suspend_result(domid) == 1); // and was told its suspend was cancelled
+        }
+        CHECK(xd::suspend_count(domid) >= 3);
+        replicator.freeze(10s);
+        xd::stop_workload(domid);
+        replicator.stop("test: unprotect");
+        CHECK_FALSE(xd::suspended(domid));
+        CHECK_FALSE(xd::log_dirty_enabled(domid));
+    }
+    xd::destroy_domain(domid);
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    auto activated = standby->activate();
+    const auto new_domid = xd::domid_of("web01");
+    REQUIRE(new_domid != 0);
+    // Its suspend returns 0 there: the guest knows it runs in a new domain and
+    // reconnects its PV frontends to the backends of this host.
+    CHECK(xd::suspend_result(new_domid) == 0);
+    CHECK_FALSE(xd::suspended(new_domid));
+    const auto resumed_at = xd::counter(new_domid);
+    xd::start_workload(new_domid, 50us);
+    std::this_thread::sleep_for(20ms);
+    CHECK(xd::counter(new_domid) > resumed_at);
+}
+
+TEST_CASE("Xen: checkpoint = suspend on a guest that does not suspend stops protection with the reason, and the "
+          "guest runs on",
+          "[xen]")
+{
+    Pair pair;
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.pv_drivers = false;
+    const auto domid = xd::create_domain(spec);
+    xd::start_workload(domid, 50us);
+    XenGuest guest(pair.xen, domid, CheckpointWay::suspend);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    const auto error = wait_for_error(replicator);
+    INFO(pair.log.all());
+    CHECK_THAT(error, Catch::Contains("libxl_domain_suspend_only of domain " + std::to_string(domid)) &&
+                          Catch::Contains("-8 guest_timedout") && Catch::Contains("did not suspend in time") &&
+                          Catch::Contains("use checkpoint = pause"));
+    CHECK_FALSE(xd::suspended(domid));
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    const auto at = xd::counter(domid);
+    std::this_thread::sleep_for(20ms);
+    CHECK(xd::counter(domid) > at);
+    replicator.stop("test over");
+}
+
+TEST_CASE("Xen: checkpoint = suspend: a resume that fails stops protection, and the domain is resumed when the guest "
+          "is let go",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    {
+        XenGuest guest(pair.xen, domid, CheckpointWay::suspend);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        xd::fail_call("libxl_domain_resume", EIO, 0, 1);
+        const auto error = wait_for_error(replicator);
+        INFO(pair.log.all());
+        CHECK_THAT(error, Catch::Contains("libxl_domain_resume of domain " + std::to_string(domid)) &&
+                              Catch::Contains("the domain stays suspended"));
+        CHECK(xd::suspended(domid));
+        CHECK_FALSE(xd::log_dirty_enabled(domid));
+        replicator.stop("test over");
+    }
+    CHECK_FALSE(xd::suspended(domid)); // the second try, as the guest is let go
+    const auto at = xd::counter(domid);
+    std::this_thread::sleep_for(20ms);
+    CHECK(xd::counter(domid) > at);
+}
+
 TEST_CASE("Xen: an error from any Xen call stops protection with a clear message and leaves log-dirty off", "[xen]")
 {
     struct Case {

@@ -39,7 +39,7 @@ struct Scratch {
     ~Scratch() { std::filesystem::remove_all(dir); }
 };
 
-std::string config_text(const Scratch &s, const std::string &node, bool listen)
+std::string config_text(const Scratch &s, const std::string &node, bool listen, const std::string &guest_extra = "")
 {
     std::ofstream(s.dir / "key") << std::string(64, 'b') << "\n";
     std::ofstream(s.dir / "web01.cfg") << "name = \"web01\"\ntype = \"hvm\"\nmemory = 16\nvcpus = 1\n"
@@ -50,7 +50,7 @@ std::string config_text(const Scratch &s, const std::string &node, bool listen)
            "\ndrbdadm = " + source("tests/support/fake-drbdadm") + "\nnetbuf_setup = " + source("scripts/netbuf-setup") +
            "\n[replication]\npsk_file = " + (s.dir / "key").string() + "\ninterval_ms = 20\n" +
            (listen ? "listen = 127.0.0.1:7300\n" : "") + "[guest web01]\nbackend = xen\nxl_config = " +
-           (s.dir / "web01.cfg").string() + "\n";
+           (s.dir / "web01.cfg").string() + "\n" + guest_extra;
 }
 
 proto::ControlResponse protect(Daemon &d, const std::string &guest, std::uint16_t port, bool allow = false)
@@ -152,7 +152,8 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             Daemon backup(parse_daemon_config(config_text(scratch, "b", true), "b.conf"),
                           [&](const std::string &l) { if (std::getenv("UNDERSTUDY_TEST_LOG")) fprintf(stderr, "b: %s\n", l.c_str()); });
             backup.start();
-            Daemon primary(parse_daemon_config(config_text(scratch, "a", false), "a.conf"),
+            // The primary checkpoints it by suspending it (its PV drivers answer).
+            Daemon primary(parse_daemon_config(config_text(scratch, "a", false, "checkpoint = suspend\n"), "a.conf"),
                            [&](const std::string &l) { if (std::getenv("UNDERSTUDY_TEST_LOG")) fprintf(stderr, "a: %s\n", l.c_str()); });
             primary.start();
             const auto port = backup.stream_port();
@@ -182,6 +183,9 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             CHECK(status.output().way() == "tap-redirect");
             CHECK(status.output().holding());
             CHECK(status.backend() == "xen");
+            CHECK(status.checkpoint_way() == "suspend");
+            CHECK(xd::suspend_count(domid) > 0);
+            CHECK(xd::pause_count(domid) == 0);
             REQUIRE(status.disks_size() == 1);
             CHECK_THAT(status.disks(0), Catch::Contains("DRBD resource 1-single-0 replicates; protocol C") &&
                                             Catch::Contains("up to one epoch ahead of memory"));
@@ -217,6 +221,7 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             REQUIRE(new_domid != 0);
             CHECK(xd::context_loaded(new_domid));
             CHECK(xd::pause_count(new_domid) == 0);
+            CHECK(xd::suspend_result(new_domid) == 0); // it returns from its suspend as moved, and reconnects
             auto expected = committed; // but for the xenstore ring, cleared as Xen's restore does
             std::memset(expected.data() + 4095 * 4096, 0, 4096);
             const auto filled = xd::memory(new_domid);

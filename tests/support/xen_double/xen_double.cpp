@@ -57,6 +57,9 @@ struct Domain {
     std::mutex step_mutex; // held for one workload step; a pause takes it
     std::condition_variable step_cv;
     unsigned pause_count = 0;
+    bool suspended = false;
+    unsigned suspend_count = 0;
+    std::uint64_t suspend_result = 0; // vCPU 0's rax after its last suspend
     std::atomic<std::uint64_t> counter{0};
     std::thread vcpu;
     bool stop = false;
@@ -182,7 +185,7 @@ void vcpu_loop(Domain *d)
 {
     std::unique_lock lock(d->step_mutex);
     while (!d->stop) {
-        d->step_cv.wait(lock, [&] { return d->stop || d->pause_count == 0; });
+        d->step_cv.wait(lock, [&] { return d->stop || (d->pause_count == 0 && !d->suspended); });
         if (d->stop)
             break;
         const std::uint64_t n = d->counter.load() + 1;
@@ -193,7 +196,7 @@ void vcpu_loop(Domain *d)
         std::memcpy(d->view + page * kPage + (n % 512) * 8, &n, 8);
         std::memcpy(d->view, &n, 8); // page 0: the last step done
         d->counter.store(n);
-        d->step_cv.wait_for(lock, d->step, [&] { return d->stop || d->pause_count > 0; });
+        d->step_cv.wait_for(lock, d->step, [&] { return d->stop || d->pause_count > 0 || d->suspended; });
     }
 }
 
@@ -245,6 +248,7 @@ std::string make_context(const Domain &d)
     for (unsigned v = 0; v < d.spec.vcpus; ++v) {
         hvm_hw_cpu cpu{};
         cpu.rip = v == 0 ? d.counter.load() : 0;
+        cpu.rax = v == 0 ? d.suspend_result : 0;
         cpu.rsp = 0x8000 + v;
         put(2, static_cast<std::uint16_t>(v), &cpu, sizeof cpu);
     }
@@ -382,6 +386,33 @@ unsigned pause_count(std::uint32_t domid)
     return d->pause_count;
 }
 
+bool suspended(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return false;
+    std::lock_guard lock(d->step_mutex);
+    return d->suspended;
+}
+
+unsigned suspend_count(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return 0;
+    std::lock_guard lock(d->step_mutex);
+    return d->suspend_count;
+}
+
+std::uint64_t suspend_result(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return 0;
+    std::lock_guard lock(d->step_mutex);
+    return d->suspend_result;
+}
+
 std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid)
 {
     auto d = find(domid);
@@ -402,7 +433,9 @@ void enable_log_dirty_behind_our_back(std::uint32_t domid)
     }
 }
 
-std::uint64_t rip_in_context(const std::string &context)
+namespace {
+
+hvm_hw_cpu vcpu0_in_context(const std::string &context)
 {
     std::size_t at = 0;
     while (at + sizeof(hvm_save_descriptor) <= context.size()) {
@@ -412,11 +445,23 @@ std::uint64_t rip_in_context(const std::string &context)
         if (desc.typecode == 2 && desc.instance == 0 && desc.length >= sizeof(hvm_hw_cpu)) {
             hvm_hw_cpu cpu;
             std::memcpy(&cpu, context.data() + at, sizeof cpu);
-            return cpu.rip;
+            return cpu;
         }
         at += desc.length;
     }
     throw std::runtime_error("xen double: no CPU record for vCPU 0 in the HVM context");
+}
+
+} // namespace
+
+std::uint64_t rip_in_context(const std::string &context)
+{
+    return vcpu0_in_context(context).rip;
+}
+
+std::uint64_t rax_in_context(const std::string &context)
+{
+    return vcpu0_in_context(context).rax;
 }
 
 void fail_call(const std::string &call, int error, int after, int times)
@@ -677,6 +722,8 @@ int xc_domain_hvm_setcontext(xc_interface *, uint32_t domid, uint8_t *hvm_ctxt, 
     }
     try {
         d->counter = xd::rip_in_context(context);
+        std::lock_guard lock(d->step_mutex);
+        d->suspend_result = xd::rax_in_context(context);
     } catch (const std::exception &) {
         errno = EINVAL;
         return -1;
@@ -902,6 +949,48 @@ int libxl_domain_unpause(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
         std::lock_guard lock(d->step_mutex);
         if (d->pause_count)
             --d->pause_count;
+    }
+    d->step_cv.notify_all();
+    return 0;
+}
+
+// As libxl does for a guest with PV drivers: asks it to suspend, and waits
+// until it has (here at once, between two steps). Its suspend hypercall
+// returns 0 unless a resume cancels it.
+int libxl_domain_suspend_only(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
+{
+    if (xd::intercept("libxl_domain_suspend_only"))
+        return ERROR_FAIL;
+    auto d = xd::find(domid);
+    if (!d)
+        return ERROR_DOMAIN_NOTFOUND;
+    if (!d->spec.pv_drivers)
+        return ERROR_GUEST_TIMEDOUT; // libxl gives up after its timeout
+    {
+        std::lock_guard lock(d->step_mutex);
+        if (d->suspended)
+            return ERROR_FAIL;
+        d->suspended = true;
+        d->suspend_result = 0;
+        ++d->suspend_count;
+    }
+    return 0;
+}
+
+int libxl_domain_resume(libxl_ctx *, uint32_t domid, int suspend_cancel, const libxl_asyncop_how *)
+{
+    if (xd::intercept("libxl_domain_resume"))
+        return ERROR_FAIL;
+    auto d = xd::find(domid);
+    if (!d)
+        return ERROR_DOMAIN_NOTFOUND;
+    {
+        std::lock_guard lock(d->step_mutex);
+        if (!d->suspended)
+            return ERROR_FAIL; // xc_domain_resume of a domain that is not suspended
+        d->suspended = false;
+        if (suspend_cancel)
+            d->suspend_result = 1;
     }
     d->step_cv.notify_all();
     return 0;

@@ -9,7 +9,8 @@
 // (the guest's view is write-protected with mprotect and a SIGSEGV handler
 // records each first write, as Xen's log-dirty does with page-table bits);
 // pausing really stops the domain's vCPU thread between instructions;
-// xc_domain_pause counts like Xen's; the HVM context is in Xen's save-record
+// xc_domain_pause counts like Xen's; a suspend stops it too and leaves the
+// suspend's return value in vCPU 0's rax (0, or 1 once cancelled); the HVM context is in Xen's save-record
 // format (descriptor, header, one CPU record per vCPU, end). What is not: no
 // device model, no xenstore, one "instruction" is one loop iteration.
 #pragma once
@@ -30,6 +31,7 @@ struct DomainSpec {
     std::vector<std::uint64_t> holes; // frames that are not RAM (foreign maps fail there)
     std::vector<std::string> vif_macs;     // what libxl_device_nic_list reports
     std::vector<std::string> disk_targets; // what libxl_device_disk_list reports (pdev_path)
+    bool pv_drivers = true; // answers libxl_domain_suspend_only; false: it times out
 };
 
 // Creates a running domain; returns its domid (from 1 up).
@@ -52,6 +54,12 @@ void stop_workload(std::uint32_t domid);
 [[nodiscard]] std::map<std::uint32_t, std::uint64_t> params(std::uint32_t domid);
 [[nodiscard]] bool log_dirty_enabled(std::uint32_t domid);
 [[nodiscard]] unsigned pause_count(std::uint32_t domid);
+// Suspended by libxl_domain_suspend_only and not yet resumed; how often it was.
+[[nodiscard]] bool suspended(std::uint32_t domid);
+[[nodiscard]] unsigned suspend_count(std::uint32_t domid);
+// What the guest's last suspend returned to it (vCPU 0's rax): 0 "resumed,
+// in a new domain"; 1 "cancelled" (libxl_domain_resume with suspend_cancel).
+[[nodiscard]] std::uint64_t suspend_result(std::uint32_t domid);
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
 // (console gfn, xenstore gfn) given to xc_dom_gnttab_seed; (0, 0) if never.
 [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid);
@@ -60,6 +68,8 @@ void enable_log_dirty_behind_our_back(std::uint32_t domid);
 
 // Reads a counter (the vCPU's rip) out of an HVM context blob in Xen's format.
 [[nodiscard]] std::uint64_t rip_in_context(const std::string &context);
+// Reads vCPU 0's rax (the suspend's return value) out of an HVM context blob.
+[[nodiscard]] std::uint64_t rax_in_context(const std::string &context);
 // Reads the counter stored in page 0 of a memory image.
 [[nodiscard]] std::uint64_t stored_counter_in(const std::uint8_t *memory);
 
