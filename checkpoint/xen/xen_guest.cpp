@@ -1,5 +1,7 @@
 #include "checkpoint/xen/xen_guest.h"
 
+#include "checkpoint/xen/cpu_policy.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -57,6 +59,7 @@ XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, Checkpo
                        EOPNOTSUPP);
     if (facts_.type != "hvm" && facts_.type != "pvh")
         throw XenError("domain " + facts_.name + " has a domain type understudy does not know", EOPNOTSUPP);
+    read_cpu_policy(*xen_, facts_.domid, cpu_policy_);
 }
 
 XenGuest::~XenGuest()
@@ -324,6 +327,9 @@ proto::CpuState XenGuest::save_cpu() const
         p->set_index(index);
         p->set_value(value);
     }
+    read_tsc_info(*xen_, facts_.domid, *x);
+    x->set_cpuid_policy(cpu_policy_.cpuid_policy());
+    x->set_msr_policy(cpu_policy_.msr_policy());
     return cpu;
 }
 

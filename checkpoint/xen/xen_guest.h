@@ -3,8 +3,9 @@
 // dirty pages from Xen's log-dirty mode (xc_shadow_control /
 // xc_logdirty_control CLEAN), pages read through one xenforeignmemory mapping
 // of all guest memory kept across epochs (Remus measured mapping to cost as
-// much as copying), CPU and platform state from xc_domain_hvm_getcontext and
-// the HVM parameters (ARCHITECTURE.md §1). Its disks are replicated by DRBD,
+// much as copying), CPU and platform state from xc_domain_hvm_getcontext,
+// the HVM parameters, the TSC settings and the CPUID/MSR policy
+// (cpu_policy.h; ARCHITECTURE.md §1). Its disks are replicated by DRBD,
 // not by the engine's disk log.
 #pragma once
 
@@ -64,6 +65,7 @@ class XenGuest final : public Guest {
 
     std::shared_ptr<XenSession> xen_;
     DomainFacts facts_;
+    proto::XenCpuState cpu_policy_; // CPUID and MSR policy: fixed once the domain has run
     CheckpointWay way_;
     bool paused_by_us_ = false;
     bool suspended_by_us_ = false;

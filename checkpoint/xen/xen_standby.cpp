@@ -13,6 +13,7 @@ extern "C" {
 #include <xen/hvm/params.h>
 }
 
+#include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/xen/domain_config.h"
 #include "checkpoint/xen/xen_guest.h"
 
@@ -63,6 +64,25 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     for (const auto &p : x.params())
         if (std::find(carried.begin(), carried.end(), p.index()) == carried.end())
             return "HVM parameter " + std::to_string(p.index()) + ", which is not one a checkpoint carries";
+    if (auto problem = cpu_policy_problem(x); !problem.empty())
+        return problem;
+    // Whether this host's CPUs can give the guest the CPU it has: known now,
+    // not at failover. Once per policy (it is fixed while the domain runs).
+    std::string policy = x.domain_type() + '\0' + x.cpuid_policy() + '\0' + x.msr_policy();
+    if (policy != policy_checked_ && open_xen_) {
+        std::shared_ptr<XenSession> xen;
+        try {
+            xen = open_xen_();
+        } catch (const std::exception &e) {
+            return std::string("a CPU policy that cannot be checked here: ") + e.what();
+        }
+        if (xen) { // null only where a test has no Xen at all
+            policy_verdict_ = host_cannot_run(*xen, x);
+            policy_checked_ = policy;
+        }
+    }
+    if (policy == policy_checked_ && !policy_verdict_.empty())
+        return "a domain this host cannot run: " + policy_verdict_;
     return "";
 }
 
@@ -153,6 +173,11 @@ void XenStandby::load_state(XenSession &xen, std::uint32_t domid)
     // the grant table entries for the console and xenstore rings. The event
     // channels stay those libxenlight gave the new domain.
     const auto &x = cpu()->xen();
+    // Before anything runs: the CPU it had (CPUID, MSRs) and its TSC.
+    if (x.cpuid_policy().empty())
+        xen.log("domain " + name() + ": the primary sent no CPUID policy; the guest gets this host's default");
+    for (const auto &change : apply_cpu_policy(xen, domid, x))
+        xen.log("domain " + name() + ": " + change + " (Xen masks what this host's CPUs lack)");
     xen_pfn_t console_gfn = 0, store_gfn = 0;
     for (const auto &p : x.params()) {
         if (xc_hvm_param_set(xen.xc(), domid, p.index(), p.value()) != 0)

@@ -1,8 +1,8 @@
 // The backup's standby copy of a Xen guest: pages and state held in memory
 // (StandbyImage) and, at failover, a domain created paused through
 // libxenlight from the guest's xl.cfg on this host, its memory populated
-// through xenforeignmemory, its HVM context and parameters loaded, and then
-// unpaused. docs/xen.md compares this with Xen's restore (xg_sr_restore.c).
+// through xenforeignmemory, its CPU policy, TSC settings, HVM context and
+// parameters loaded, and then unpaused. docs/xen.md compares this with Xen's restore (xg_sr_restore.c).
 #pragma once
 
 #include <functional>
@@ -20,8 +20,9 @@ class XenStandby final : public StandbyImage {
     // guest's disks); it throws to stop the activation.
     XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_xen, std::function<void()> before_create);
 
-    // Only Xen HVM/PVH state of sane size, and only the HVM parameters Xen's
-    // own save carries (a peer must not set any other parameter here).
+    // Only Xen HVM/PVH state of sane size, only the HVM parameters Xen's
+    // own save carries (a peer must not set any other parameter here), and a
+    // CPU policy this host can run (checked once per policy).
     std::string cpu_problem(const proto::CpuState &cpu) const override;
 
     // Creates, fills and starts the domain. On failure it destroys what it
@@ -36,6 +37,8 @@ class XenStandby final : public StandbyImage {
     XlConfig config_;
     OpenXen open_xen_;
     std::function<void()> before_create_;
+    mutable std::string policy_checked_; // the CPUID and MSR policy last checked against this host
+    mutable std::string policy_verdict_; // and why this host cannot run it ("" if it can)
 };
 
 // Why a standby cannot be made from this xl.cfg ("" if it can): vifs need a

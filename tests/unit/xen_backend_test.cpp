@@ -191,6 +191,11 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     CHECK(xd::grant_seed(new_domid) == std::pair<std::uint64_t, std::uint64_t>{4094, 4095});
     CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
     CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
+    // The CPU it had on the primary, and its TSC, as of the committed epoch.
+    CHECK(xd::cpu_policy_set(new_domid));
+    CHECK(xd::cpuid_leaf1_ecx(new_domid) == xd::DomainSpec{}.cpuid_leaf1_ecx);
+    CHECK(xd::tsc_info(new_domid) ==
+          xd::TscInfo{0, xd::DomainSpec{}.tsc_khz, 1, xd::stored_counter_in(committed.data()) * 1000});
     CHECK(guest->name() == "web01");
     // It runs on from where the standby was.
     const auto resumed_at = xd::counter(new_domid);
@@ -303,6 +308,70 @@ TEST_CASE("Xen: checkpoint = suspend: a resume that fails stops protection, and 
     const auto at = xd::counter(domid);
     std::this_thread::sleep_for(20ms);
     CHECK(xd::counter(domid) > at);
+}
+
+TEST_CASE("Xen: a backup whose CPUs cannot run the domain refuses it when protection starts, not at failover",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain(); // its highest CPUID leaf is 0xd
+    xd::set_host_cpu(0x7, 0xffffffff); // the backup's CPUs stop at leaf 7
+    XenGuest guest(pair.xen, domid);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    CHECK_FALSE(replicator.wait_protected(3s));
+    INFO(pair.log.all());
+    CHECK(pair.log.contains("CpuState refused: a domain this host cannot run: its CPU policy (CPUID leaves, MSRs) is "
+                            "beyond what this host's CPUs can give a hvm domain"));
+    const auto standbys = pair.registry.status();
+    CHECK((standbys.empty() || !standbys.at(0).consistent)); // nothing committed
+    replicator.stop("test over");
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+}
+
+TEST_CASE("Xen: CPU features the backup lacks are masked at failover, and the log names them", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.freeze(10s);
+        replicator.stop("test over");
+    }
+    xd::destroy_domain(domid);
+    xd::set_host_cpu(0x16, 0x7ffafbff & ~(1u << 28)); // this host has no AVX (leaf 1 ecx bit 28)
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    auto guest = standby->activate();
+    const auto new_domid = xd::domid_of("web01");
+    CHECK(xd::cpuid_leaf1_ecx(new_domid) == (0x7ffafbffu & ~(1u << 28)));
+    INFO(pair.log.all());
+    CHECK(pair.log.contains("domain web01: CPUID leaf 0x1 differs on this host: ecx 0x7ffafbff -> 0x6ffafbff"));
+}
+
+TEST_CASE("Xen: a standby refuses a malformed CPU policy or TSC mode", "[xen]")
+{
+    XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); }, nullptr);
+    proto::CpuState cpu;
+    cpu.mutable_xen()->set_domain_type("hvm");
+    cpu.mutable_xen()->set_vcpus(1);
+    cpu.mutable_xen()->set_hvm_context(std::string(64, '\0'));
+    cpu.mutable_xen()->set_cpuid_policy(std::string(24 * 3, '\0'));
+    cpu.mutable_xen()->set_msr_policy(std::string(16, '\0'));
+    cpu.mutable_xen()->mutable_tsc()->set_mode(2);
+    CHECK(standby.cpu_problem(cpu).empty());
+    auto bad = cpu;
+    bad.mutable_xen()->set_cpuid_policy(std::string(25, '\0'));
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("a CPUID policy of 25 bytes"));
+    bad = cpu;
+    bad.mutable_xen()->set_msr_policy(std::string(16 * 5000, '\0'));
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("an MSR policy of 80000 bytes"));
+    bad = cpu;
+    bad.mutable_xen()->mutable_tsc()->set_mode(7);
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("TSC mode 7, which Xen does not have"));
 }
 
 TEST_CASE("Xen: an error from any Xen call stops protection with a clear message and leaves log-dirty off", "[xen]")

@@ -2,6 +2,7 @@
 // signatures of Debian's libxen-dev 4.17 headers, which this file includes.
 #include "tests/support/xen_double/xen_double.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 #include <signal.h>
 #include <sys/mman.h>
@@ -34,6 +36,11 @@ struct xenforeignmemory_handle {
 };
 struct libxl__ctx {
     int magic = 0x786c;
+};
+// libxenguest's CPU policy object, as this double keeps it: serialised.
+struct xc_cpu_policy {
+    std::vector<xen_cpuid_leaf_t> leaves;
+    std::vector<xen_msr_entry_t> msrs;
 };
 
 namespace understudy::testing::xen_double {
@@ -60,6 +67,9 @@ struct Domain {
     bool suspended = false;
     unsigned suspend_count = 0;
     std::uint64_t suspend_result = 0; // vCPU 0's rax after its last suspend
+    xc_cpu_policy policy;
+    bool policy_set = false;
+    TscInfo tsc;
     std::atomic<std::uint64_t> counter{0};
     std::thread vcpu;
     bool stop = false;
@@ -82,6 +92,9 @@ struct Vanish {
 };
 std::map<std::string, Vanish> g_vanish;
 std::size_t g_map_limit = 0;
+std::uint32_t g_host_max_leaf = 0x16;
+std::uint32_t g_host_leaf1_ecx = 0xffffffff;
+constexpr std::uint32_t kMsrPlatformInfo = 0xce;
 
 // The SIGSEGV handler looks domains up here without locks.
 constexpr int kSlots = 16;
@@ -273,6 +286,13 @@ std::uint32_t create_domain(const DomainSpec &spec)
     d->params[HVM_PARAM_STORE_PFN] = spec.pages - 1;
     d->params[HVM_PARAM_CONSOLE_PFN] = spec.pages - 2;
     d->params[HVM_PARAM_IDENT_PT] = 0xfeffc000;
+    d->policy.leaves = {
+        {0x0, XEN_CPUID_NO_SUBLEAF, spec.cpuid_max_leaf, 0x756e6547, 0x6c65746e, 0x49656e69}, // GenuineIntel
+        {0x1, XEN_CPUID_NO_SUBLEAF, 0x306c3, 0x00010800, spec.cpuid_leaf1_ecx, 0x1f8bfbff},
+        {0x7, 0, 0, 0x000027ab, 0, 0},
+    };
+    d->policy.msrs = {{kMsrPlatformInfo, 0, 0}};
+    d->tsc = TscInfo{0, spec.tsc_khz, 1, 0};
     install_handler();
     bool slotted = false;
     for (auto &slot : g_slots) {
@@ -384,6 +404,39 @@ unsigned pause_count(std::uint32_t domid)
         return 0;
     std::lock_guard lock(d->step_mutex);
     return d->pause_count;
+}
+
+void set_host_cpu(std::uint32_t max_leaf, std::uint32_t leaf1_ecx)
+{
+    std::lock_guard lock(g_mutex);
+    g_host_max_leaf = max_leaf;
+    g_host_leaf1_ecx = leaf1_ecx;
+}
+
+std::uint32_t cpuid_leaf1_ecx(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return 0;
+    std::lock_guard lock(g_mutex);
+    for (const auto &l : d->policy.leaves)
+        if (l.leaf == 1)
+            return l.c;
+    return 0;
+}
+
+bool cpu_policy_set(std::uint32_t domid)
+{
+    auto d = find(domid);
+    std::lock_guard lock(g_mutex);
+    return d && d->policy_set;
+}
+
+TscInfo tsc_info(std::uint32_t domid)
+{
+    auto d = find(domid);
+    std::lock_guard lock(g_mutex);
+    return d ? d->tsc : TscInfo{};
 }
 
 bool suspended(std::uint32_t domid)
@@ -499,6 +552,8 @@ void reset()
         g_calls.clear();
         g_map_limit = 0;
         g_next_domid = 1;
+        g_host_max_leaf = 0x16;
+        g_host_leaf1_ecx = 0xffffffff;
     }
     for (auto &[id, d] : doomed)
         release(d);
@@ -951,6 +1006,158 @@ int libxl_domain_unpause(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
             --d->pause_count;
     }
     d->step_cv.notify_all();
+    return 0;
+}
+
+int xc_domain_get_tsc_info(xc_interface *, uint32_t domid, uint32_t *tsc_mode, uint64_t *elapsed_nsec,
+                           uint32_t *gtsc_khz, uint32_t *incarnation)
+{
+    if (xd::intercept("xc_domain_get_tsc_info"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(xd::g_mutex);
+    *tsc_mode = d->tsc.mode;
+    *elapsed_nsec = d->counter.load() * 1000; // time moves with the workload
+    *gtsc_khz = d->tsc.khz;
+    *incarnation = d->tsc.incarnation;
+    return 0;
+}
+
+int xc_domain_set_tsc_info(xc_interface *, uint32_t domid, uint32_t tsc_mode, uint64_t elapsed_nsec,
+                           uint32_t gtsc_khz, uint32_t incarnation)
+{
+    if (xd::intercept("xc_domain_set_tsc_info"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(xd::g_mutex);
+    d->tsc = xd::TscInfo{tsc_mode, gtsc_khz, incarnation, elapsed_nsec};
+    return 0;
+}
+
+xc_cpu_policy_t *xc_cpu_policy_init(void)
+{
+    return new (std::nothrow) xc_cpu_policy;
+}
+
+void xc_cpu_policy_destroy(xc_cpu_policy_t *policy)
+{
+    delete policy;
+}
+
+int xc_cpu_policy_get_size(xc_interface *, uint32_t *nr_leaves, uint32_t *nr_msrs)
+{
+    if (xd::intercept("xc_cpu_policy_get_size"))
+        return -1;
+    *nr_leaves = 64;
+    *nr_msrs = 8;
+    return 0;
+}
+
+int xc_cpu_policy_get_domain(xc_interface *, uint32_t domid, xc_cpu_policy_t *policy)
+{
+    if (xd::intercept("xc_cpu_policy_get_domain"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(xd::g_mutex);
+    *policy = d->policy;
+    return 0;
+}
+
+int xc_cpu_policy_get_system(xc_interface *, unsigned int, xc_cpu_policy_t *policy)
+{
+    if (xd::intercept("xc_cpu_policy_get_system"))
+        return -1;
+    std::lock_guard lock(xd::g_mutex);
+    policy->leaves = {{0x0, XEN_CPUID_NO_SUBLEAF, xd::g_host_max_leaf, 0, 0, 0},
+                      {0x1, XEN_CPUID_NO_SUBLEAF, 0, 0, xd::g_host_leaf1_ecx, 0xffffffff}};
+    policy->msrs = {{xd::kMsrPlatformInfo, 0, 0}};
+    return 0;
+}
+
+int xc_cpu_policy_serialise(xc_interface *, const xc_cpu_policy_t *policy, xen_cpuid_leaf_t *leaves,
+                            uint32_t *nr_leaves, xen_msr_entry_t *msrs, uint32_t *nr_msrs)
+{
+    if (policy->leaves.size() > *nr_leaves || policy->msrs.size() > *nr_msrs) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    std::copy(policy->leaves.begin(), policy->leaves.end(), leaves);
+    std::copy(policy->msrs.begin(), policy->msrs.end(), msrs);
+    *nr_leaves = static_cast<uint32_t>(policy->leaves.size());
+    *nr_msrs = static_cast<uint32_t>(policy->msrs.size());
+    return 0;
+}
+
+int xc_cpu_policy_update_cpuid(xc_interface *, xc_cpu_policy_t *policy, const xen_cpuid_leaf_t *leaves, uint32_t nr)
+{
+    for (uint32_t i = 0; i < nr; ++i) {
+        auto same = [&](const xen_cpuid_leaf_t &l) { return l.leaf == leaves[i].leaf && l.subleaf == leaves[i].subleaf; };
+        if (auto it = std::find_if(policy->leaves.begin(), policy->leaves.end(), same); it != policy->leaves.end())
+            *it = leaves[i];
+        else
+            policy->leaves.push_back(leaves[i]);
+    }
+    return 0;
+}
+
+int xc_cpu_policy_update_msrs(xc_interface *, xc_cpu_policy_t *policy, const xen_msr_entry_t *msrs, uint32_t nr)
+{
+    for (uint32_t i = 0; i < nr; ++i) {
+        auto same = [&](const xen_msr_entry_t &m) { return m.idx == msrs[i].idx; };
+        if (auto it = std::find_if(policy->msrs.begin(), policy->msrs.end(), same); it != policy->msrs.end())
+            *it = msrs[i];
+        else
+            policy->msrs.push_back(msrs[i]);
+    }
+    return 0;
+}
+
+namespace {
+std::uint32_t max_leaf_of(const xc_cpu_policy_t &p)
+{
+    for (const auto &l : p.leaves)
+        if (l.leaf == 0)
+            return l.a;
+    return 0;
+}
+} // namespace
+
+// Xen's rule (x86_cpu_policies_are_compatible): the guest's highest leaves
+// within the host's.
+bool xc_cpu_policy_is_compatible(xc_interface *, xc_cpu_policy_t *host, xc_cpu_policy_t *guest)
+{
+    return max_leaf_of(*guest) <= max_leaf_of(*host);
+}
+
+int xc_set_domain_cpu_policy(xc_interface *, uint32_t domid, uint32_t nr_leaves, xen_cpuid_leaf_t *leaves,
+                             uint32_t nr_msrs, xen_msr_entry_t *msrs, uint32_t *err_leaf_p, uint32_t *err_subleaf_p,
+                             uint32_t *err_msr_p)
+{
+    if (xd::intercept("xc_set_domain_cpu_policy"))
+        return -1;
+    auto d = xd::require(domid);
+    if (!d)
+        return -1;
+    std::lock_guard lock(xd::g_mutex);
+    xc_cpu_policy wanted{{leaves, leaves + nr_leaves}, {msrs, msrs + nr_msrs}};
+    if (max_leaf_of(wanted) > xd::g_host_max_leaf) {
+        *err_leaf_p = 0;
+        *err_subleaf_p = XEN_CPUID_NO_SUBLEAF;
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    for (auto &l : wanted.leaves)
+        if (l.leaf == 1)
+            l.c &= xd::g_host_leaf1_ecx; // Xen masks what the host lacks
+    d->policy = std::move(wanted);
+    d->policy_set = true;
+    (void)err_msr_p;
     return 0;
 }
 

@@ -32,7 +32,17 @@ struct DomainSpec {
     std::vector<std::string> vif_macs;     // what libxl_device_nic_list reports
     std::vector<std::string> disk_targets; // what libxl_device_disk_list reports (pdev_path)
     bool pv_drivers = true; // answers libxl_domain_suspend_only; false: it times out
+    // Its CPUID policy: the highest basic leaf (leaf 0 eax) and leaf 1's ecx
+    // features; its TSC frequency.
+    std::uint32_t cpuid_max_leaf = 0xd;
+    std::uint32_t cpuid_leaf1_ecx = 0x7ffafbff;
+    std::uint32_t tsc_khz = 2400000;
 };
+
+// This "host's" maximum CPU policy for guests (xc_cpu_policy_get_system): a
+// domain whose highest leaf is above `max_leaf` cannot run here (Xen's rule);
+// leaf 1 ecx features outside `leaf1_ecx` are masked when a policy is set.
+void set_host_cpu(std::uint32_t max_leaf, std::uint32_t leaf1_ecx);
 
 // Creates a running domain; returns its domid (from 1 up).
 std::uint32_t create_domain(const DomainSpec &spec);
@@ -60,6 +70,16 @@ void stop_workload(std::uint32_t domid);
 // What the guest's last suspend returned to it (vCPU 0's rax): 0 "resumed,
 // in a new domain"; 1 "cancelled" (libxl_domain_resume with suspend_cancel).
 [[nodiscard]] std::uint64_t suspend_result(std::uint32_t domid);
+// Leaf 1 ecx of the domain's CPUID policy now; whether xc_set_domain_cpu_policy
+// was called on it; its TSC settings (mode, kHz, incarnation).
+[[nodiscard]] std::uint32_t cpuid_leaf1_ecx(std::uint32_t domid);
+[[nodiscard]] bool cpu_policy_set(std::uint32_t domid);
+struct TscInfo {
+    std::uint32_t mode = 0, khz = 0, incarnation = 0;
+    std::uint64_t elapsed_nsec = 0;
+    bool operator==(const TscInfo &) const = default;
+};
+[[nodiscard]] TscInfo tsc_info(std::uint32_t domid);
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
 // (console gfn, xenstore gfn) given to xc_dom_gnttab_seed; (0, 0) if never.
 [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid);
