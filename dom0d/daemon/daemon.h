@@ -38,6 +38,10 @@ class Daemon {
     [[nodiscard]] proto::StatusReply status(const std::string &guest = "") const;
     [[nodiscard]] const DaemonConfig &config() const noexcept { return config_; }
     [[nodiscard]] std::uint16_t stream_port() const;
+    // Tells the network that `guest` now runs here: gratuitous ARPs with its
+    // MAC (kvm: through its NIC; xen: on each vif's bridge). The failover
+    // controller calls it after a takeover.
+    void announce(const std::string &guest);
 
   private:
     struct Running {
@@ -70,7 +74,6 @@ class Daemon {
     void describe(proto::HeartbeatPacket &packet) const;
     [[nodiscard]] std::vector<std::string> standby_names() const;
     [[nodiscard]] std::vector<std::string> protected_names() const;
-    void announce(const std::string &guest);
     void hand_over(const std::string &guest);
     [[nodiscard]] std::vector<std::string> unprotected_actives() const;
     // With mutex_ held: runs here (a relinquished guest does not), and

@@ -130,7 +130,7 @@ void Daemon::announce(const std::string &guest)
         auto *vm = it == guests_.end() ? nullptr : dynamic_cast<kvm::KvmGuest *>(it->second.guest.get());
         if (!vm)
             return;
-        for (unsigned i = 0; i < config_.failover->garp_count; ++i)
+        for (unsigned i = 0; i < (config_.failover ? config_.failover->garp_count : 3u); ++i)
             sent += vm->transmit(frame) ? 1 : 0;
     }
     events_.add(guest, "announced",

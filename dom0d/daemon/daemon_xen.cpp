@@ -188,7 +188,18 @@ void Daemon::announce_xen(const GuestConfig &g)
         to.sll_halen = 6;
         std::copy(frame.begin(), frame.begin() + 6, to.sll_addr);
         unsigned sent = 0;
-        for (unsigned i = 0; fd && to.sll_ifindex > 0 && i < config_.failover->garp_count; ++i)
+        if (to.sll_ifindex == 0) {
+            events_.add(g.name, "announced", "no gratuitous ARP for " + first + ": bridge " + bridge +
+                                                 " (from its xl.cfg) does not exist here");
+            continue;
+        }
+        if (!fd) {
+            events_.add(g.name, "announced", "no gratuitous ARP for " + first + " on " + bridge +
+                                                 ": cannot open a packet socket: " + std::strerror(errno));
+            continue;
+        }
+        const unsigned count = config_.failover ? config_.failover->garp_count : 3;
+        for (unsigned i = 0; i < count; ++i)
             sent += ::sendto(fd.get(), frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr *>(&to),
                              sizeof to) == static_cast<ssize_t>(frame.size())
                         ? 1

@@ -4,8 +4,14 @@
 // "vif" (a veth on a bridge, in a network namespace of the test's own).
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -43,7 +49,7 @@ std::string config_text(const Scratch &s, const std::string &node, bool listen, 
 {
     std::ofstream(s.dir / "key") << std::string(64, 'b') << "\n";
     std::ofstream(s.dir / "web01.cfg") << "name = \"web01\"\ntype = \"hvm\"\nmemory = 16\nvcpus = 1\n"
-                                          "vif = [ 'mac=00:16:3e:00:00:01,bridge=br0' ]\n"
+                                          "vif = [ 'mac=00:16:3e:00:00:01,bridge=br0,ip=10.77.0.5' ]\n"
                                           "disk = [ 'drbd:1-single-0,xvda,w' ]\n";
     return "[daemon]\nnode = " + node + "\ncontrol_socket = " + (s.dir / (node + ".sock")).string() +
            "\nstate_dir = " + (s.dir / node).string() + "\ndrbdsetup = " + source("tests/support/fake-drbdsetup") +
@@ -76,6 +82,39 @@ proto::ControlResponse guest_request(Daemon &d, const std::string &what, const s
     else if (what == "activate")
         r.mutable_activate()->set_guest(guest);
     return d.handle(r);
+}
+
+// Frames seen on `iface` (this thread's namespace) until `for_how_long`.
+std::vector<std::vector<std::uint8_t>> capture(int fd, std::chrono::milliseconds for_how_long)
+{
+    std::vector<std::vector<std::uint8_t>> frames;
+    const auto until = std::chrono::steady_clock::now() + for_how_long;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            break;
+        std::vector<std::uint8_t> frame(2048);
+        const auto n = ::recv(fd, frame.data(), frame.size(), 0);
+        if (n > 0) {
+            frame.resize(static_cast<std::size_t>(n));
+            frames.push_back(std::move(frame));
+        }
+    }
+    return frames;
+}
+
+// A gratuitous ARP from `mac` for `ip`: ARP, sender and target address both ip.
+bool is_gratuitous_arp(const std::vector<std::uint8_t> &f, const std::uint8_t (&mac)[6], const char *ip)
+{
+    in_addr a{};
+    inet_pton(AF_INET, ip, &a);
+    const auto *addr = reinterpret_cast<const std::uint8_t *>(&a.s_addr);
+    return f.size() >= 42 && f[12] == 0x08 && f[13] == 0x06 && std::equal(mac, mac + 6, f.begin() + 6) &&
+           std::equal(mac, mac + 6, f.begin() + 22) && std::equal(addr, addr + 4, f.begin() + 28) &&
+           std::equal(addr, addr + 4, f.begin() + 38);
 }
 
 bool wait_protected(Daemon &d, const std::string &guest)
@@ -228,6 +267,34 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             REQUIRE(filled.size() == expected.size());
             CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
             CHECK(backup.status("web01").guests(0).role() == "activated");
+
+            // Its announcement: gratuitous ARPs for the vif's ip= with its
+            // MAC, on the vif's bridge (what the failover controller calls
+            // after a takeover).
+            {
+                UniqueFd packets(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
+                REQUIRE(packets);
+                sockaddr_ll at{};
+                at.sll_family = AF_PACKET;
+                at.sll_protocol = htons(ETH_P_ALL);
+                at.sll_ifindex = static_cast<int>(if_nametoindex("guest0")); // the far end of the vif
+                REQUIRE(::bind(packets.get(), reinterpret_cast<sockaddr *>(&at), sizeof at) == 0);
+                backup.announce("web01");
+                const std::uint8_t mac[6] = {0x00, 0x16, 0x3e, 0x00, 0x00, 0x01};
+                const auto frames = capture(packets.get(), 500ms);
+                const auto garps = std::count_if(frames.begin(), frames.end(), [&](const auto &f) {
+                    return is_gratuitous_arp(f, mac, "10.77.0.5");
+                });
+                CHECK(garps == 3);
+                proto::ControlRequest events;
+                events.mutable_events();
+                bool said = false;
+                const auto reply = backup.handle(events);
+                for (const auto &e : reply.events().events())
+                    said |= e.kind() == "announced" &&
+                            e.reason().find("3 gratuitous ARPs for 10.77.0.5 on br0") != std::string::npos;
+                CHECK(said);
+            }
             std::ifstream adm(adm_log);
             std::string call;
             std::getline(adm, call);
