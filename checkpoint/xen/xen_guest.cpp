@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sys/mman.h>
 
 extern "C" {
@@ -229,14 +231,57 @@ void XenGuest::map_all()
             xen_->log("domain " + facts_.name + ": cannot map all " + std::to_string(facts_.pages) +
                       " pages at once (" + std::strerror(error) + "); mapping " + std::to_string(kBatchPages) +
                       " pages per batch in each epoch instead (slower pauses)");
+            find_not_ram();
             return;
         }
         holes += static_cast<std::uint64_t>(std::count_if(m.err.begin(), m.err.end(), [](int e) { return e != 0; }));
         mappings_.push_back(std::move(m));
     }
+    not_ram_.Clear();
+    for (const auto &m : mappings_)
+        for (std::uint64_t i = 0; i < m.count; ++i)
+            if (m.err[i] != 0)
+                note_not_ram(m.first + i);
     if (holes)
         xen_->log("domain " + facts_.name + ": " + std::to_string(holes) + " of " + std::to_string(facts_.pages) +
                   " frames are not RAM (holes such as the MMIO window) and are sent as zeros");
+}
+
+void XenGuest::find_not_ram()
+{
+    // Mapping per batch: each frame is mapped once, as Xen's save does, to
+    // learn which are not RAM.
+    not_ram_.Clear();
+    std::vector<xen_pfn_t> frames(kBatchPages);
+    std::vector<int> err(kBatchPages);
+    for (std::uint64_t first = 0; first < facts_.pages; first += kBatchPages) {
+        const auto n = std::min<std::uint64_t>(kBatchPages, facts_.pages - first);
+        for (std::uint64_t i = 0; i < n; ++i)
+            frames[i] = first + i;
+        std::fill(err.begin(), err.end(), 0);
+        void *base = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, n, frames.data(), err.data());
+        if (!base)
+            throw_xen_error("xenforeignmemory_map (" + std::to_string(n) + " pages)", facts_.domid, errno);
+        xenforeignmemory_unmap(xen_->foreign(), base, n);
+        for (std::uint64_t i = 0; i < n; ++i)
+            if (err[i] != 0)
+                note_not_ram(first + i);
+    }
+}
+
+void XenGuest::note_not_ram(std::uint64_t pfn)
+{
+    const int n = not_ram_.size();
+    if (n > 0) {
+        auto *last = not_ram_.Mutable(n - 1);
+        if (last->first() + last->count() == pfn) {
+            last->set_count(last->count() + 1);
+            return;
+        }
+    }
+    auto *range = not_ram_.Add();
+    range->set_first(pfn);
+    range->set_count(1);
 }
 
 void XenGuest::unmap_all() noexcept
@@ -328,6 +373,7 @@ proto::CpuState XenGuest::save_cpu() const
         p->set_value(value);
     }
     read_tsc_info(*xen_, facts_.domid, *x);
+    *x->mutable_not_ram() = not_ram_;
     x->set_cpuid_policy(cpu_policy_.cpuid_policy());
     x->set_msr_policy(cpu_policy_.msr_policy());
     return cpu;
@@ -336,10 +382,30 @@ proto::CpuState XenGuest::save_cpu() const
 proto::DeviceState XenGuest::save_devices() const
 {
     // The platform devices Xen emulates are in the HVM context; disks go
-    // through DRBD and NICs through the vif's output buffer.
+    // through DRBD and NICs through the vif's output buffer. An HVM domain's
+    // device model saved its state when libxl suspended the domain.
     proto::DeviceState devices;
     devices.set_format(1);
+    if (way_ == CheckpointWay::suspend && facts_.type == "hvm")
+        devices.set_xen_device_model(read_device_model_state());
     return devices;
+}
+
+std::string XenGuest::read_device_model_state() const
+{
+    constexpr std::uintmax_t kMaxState = 64 << 20; // QEMU's device state, without guest RAM: well under this
+    const auto path = xen_->device_model_save_file(facts_.domid);
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw XenError("domain " + facts_.name + ": the device model state libxl_domain_suspend_only saves is not "
+                           "in " + path + ": " + std::strerror(errno),
+                       errno ? errno : ENOENT);
+    std::string state((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (state.empty() || state.size() > kMaxState)
+        throw XenError("domain " + facts_.name + ": " + path + " holds " + std::to_string(state.size()) +
+                           " bytes, not a device model state",
+                       EINVAL);
+    return state;
 }
 
 void XenGuest::read_disk(std::uint64_t, std::span<std::uint8_t>) const

@@ -59,13 +59,17 @@ class XenGuest final : public Guest {
         std::vector<int> err; // per page: 0 mapped, else not RAM (read as zeros)
     };
     void map_all();
+    void find_not_ram();
+    void note_not_ram(std::uint64_t pfn);
     void unmap_all() noexcept;
     void read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const;
+    std::string read_device_model_state() const;
     void free_bitmap() noexcept;
 
     std::shared_ptr<XenSession> xen_;
     DomainFacts facts_;
     proto::XenCpuState cpu_policy_; // CPUID and MSR policy: fixed once the domain has run
+    google::protobuf::RepeatedPtrField<proto::PfnRange> not_ram_; // frames that are not RAM, in runs
     CheckpointWay way_;
     bool paused_by_us_ = false;
     bool suspended_by_us_ = false;

@@ -189,4 +189,9 @@ DomainDevices domain_devices(const XenSession &xen, std::uint32_t domid)
     return devices;
 }
 
+std::string XenSession::device_model_save_file(std::uint32_t domid) const
+{
+    return device_model_dir_ + "/qemu-save." + std::to_string(domid);
+}
+
 } // namespace understudy::xen

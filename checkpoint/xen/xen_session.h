@@ -44,6 +44,10 @@ class XenSession {
     [[nodiscard]] xenforeignmemory_handle *foreign() const noexcept { return fmem_; }
     [[nodiscard]] libxl__ctx *libxl() const noexcept { return ctx_; }
     void log(const std::string &line) const;
+    // Where libxl writes a suspended HVM domain's device model (QEMU) state:
+    // DIR/qemu-save.DOMID, DIR being Xen's lib directory (/var/lib/xen).
+    [[nodiscard]] std::string device_model_save_file(std::uint32_t domid) const;
+    void set_device_model_dir(std::string dir) { device_model_dir_ = std::move(dir); }
 
     struct Logger;
 
@@ -54,6 +58,7 @@ class XenSession {
     xc_interface_core *xc_ = nullptr;
     xenforeignmemory_handle *fmem_ = nullptr;
     libxl__ctx *ctx_ = nullptr;
+    std::string device_model_dir_ = "/var/lib/xen";
 };
 
 // "web01" or "7": the domid of a running domain. Throws XenError (ESRCH)

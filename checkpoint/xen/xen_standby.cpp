@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <thread>
 
 extern "C" {
 #include <libxl.h>
@@ -14,7 +16,9 @@ extern "C" {
 }
 
 #include "checkpoint/xen/cpu_policy.h"
+#include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/domain_config.h"
+#include "checkpoint/xen/restore_stream.h"
 #include "checkpoint/xen/xen_guest.h"
 
 namespace understudy::xen {
@@ -66,6 +70,12 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
             return "HVM parameter " + std::to_string(p.index()) + ", which is not one a checkpoint carries";
     if (auto problem = cpu_policy_problem(x); !problem.empty())
         return problem;
+    if (x.not_ram_size() > 65536)
+        return std::to_string(x.not_ram_size()) + " runs of frames that are not RAM";
+    for (const auto &r : x.not_ram())
+        if (r.count() == 0 || r.first() >= pages() || r.count() > pages() - r.first())
+            return "frames " + std::to_string(r.first()) + "+" + std::to_string(r.count()) +
+                   " marked not RAM, outside the guest's " + std::to_string(pages()) + " frames";
     // Whether this host's CPUs can give the guest the CPU it has: known now,
     // not at failover. Once per policy (it is fixed while the domain runs).
     std::string policy = x.domain_type() + '\0' + x.cpuid_policy() + '\0' + x.msr_policy();
@@ -93,10 +103,23 @@ std::unique_ptr<Guest> XenStandby::activate()
     if (before_create_)
         before_create_();
     auto xen = open_xen_();
-    const std::uint32_t domid = create_paused(*xen);
+    // Built by Xen's own restore from a migration stream of the standby
+    // when the standby holds all it needs: PVH always; HVM when its device
+    // model's state came along (checkpoint = suspend), since Xen's restore
+    // starts QEMU from it. Otherwise (HVM, checkpoint = pause) the domain
+    // is created new and overwritten (docs/xen.md compares the two).
+    const bool xen_restore =
+        config_.type == "pvh" || (devices() && !devices()->xen_device_model().empty());
+    if (!xen_restore)
+        xen->log("domain " + name() + ": the standby holds no device model state (checkpoint = pause), which Xen's "
+                 "restore needs for an HVM domain: creating it new from its xl.cfg and overwriting it; its emulated "
+                 "devices start from reset");
+    const std::uint32_t domid = xen_restore ? restore_paused(*xen) : create_paused(*xen);
     try {
-        populate(*xen, domid);
-        load_state(*xen, domid);
+        if (!xen_restore) {
+            populate(*xen, domid);
+            load_state(*xen, domid);
+        }
         if (int rc = libxl_domain_unpause(xen->libxl(), domid, nullptr); rc != 0)
             throw XenError("libxl_domain_unpause of new domain " + std::to_string(domid) + " failed (libxl error " +
                                std::to_string(rc) + ")",
@@ -127,6 +150,74 @@ std::uint32_t XenStandby::create_paused(XenSession &xen)
     }
     libxl_domain_config_dispose(&cfg);
     xen.log("domain " + name() + ": created paused as domain " + std::to_string(domid));
+    return domid;
+}
+
+std::uint32_t XenStandby::restore_paused(XenSession &xen)
+{
+    int ends[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
+        throw XenError(std::string("socketpair for the restore stream: ") + std::strerror(errno), errno);
+    UniqueFd ours(ends[0]), theirs(ends[1]);
+    const int version = xc_version(xen.xc(), XENVER_version, nullptr);
+    RestoreSource source;
+    source.state = &cpu()->xen();
+    source.pages = pages();
+    source.page = [this](std::uint64_t pfn) { return page(Pfn{pfn}); };
+    if (devices())
+        source.device_model = devices()->xen_device_model();
+    if (version > 0) {
+        source.xen_major = static_cast<std::uint32_t>(version) >> 16;
+        source.xen_minor = static_cast<std::uint32_t>(version) & 0xffff;
+    }
+    std::string write_error;
+    std::thread writer([&] {
+        try {
+            write_restore_stream(source, [&](std::span<const std::uint8_t> bytes) {
+                while (!bytes.empty()) {
+                    const auto n = ::send(ours.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+                    if (n < 0 && errno == EINTR)
+                        continue;
+                    if (n <= 0)
+                        throw std::runtime_error(std::string("libxl stopped reading it: ") + std::strerror(errno));
+                    bytes = bytes.subspan(static_cast<std::size_t>(n));
+                }
+            });
+        } catch (const std::exception &e) {
+            write_error = e.what();
+        }
+        ::shutdown(ours.get(), SHUT_WR);
+    });
+
+    libxl_domain_config cfg;
+    libxl_domain_config_init(&cfg);
+    libxl_domain_restore_params params;
+    libxl_domain_restore_params_init(&params);
+    params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
+    params.stream_version = 2;
+    std::uint32_t domid = 0;
+    int rc = 0;
+    std::string config_error;
+    try {
+        build_domain_config(config_, &cfg);
+        // Leaves the new domain paused, as `xl restore -p`.
+        rc = libxl_domain_create_restore(xen.libxl(), &cfg, &domid, theirs.get(), -1, &params, nullptr, nullptr);
+    } catch (const std::exception &e) {
+        config_error = e.what();
+    }
+    theirs.reset(); // a writer still sending gets EPIPE and stops
+    writer.join();
+    libxl_domain_restore_params_dispose(&params);
+    libxl_domain_config_dispose(&cfg);
+    if (!config_error.empty())
+        throw XenError(config_error, EINVAL);
+    if (rc != 0)
+        throw XenError("libxl_domain_create_restore for " + name() + " failed (libxl error " + std::to_string(rc) +
+                           "; Xen's own messages are in the log above)" +
+                           (write_error.empty() ? std::string() : "; writing the stream: " + write_error),
+                       EIO);
+    xen.log("domain " + name() + ": restored paused as domain " + std::to_string(domid) +
+            " by Xen's restore (libxl_domain_create_restore) from the standby");
     return domid;
 }
 

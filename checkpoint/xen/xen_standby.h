@@ -31,6 +31,7 @@ class XenStandby final : public StandbyImage {
 
   private:
     std::uint32_t create_paused(XenSession &xen);
+    std::uint32_t restore_paused(XenSession &xen);
     void populate(XenSession &xen, std::uint32_t domid);
     void load_state(XenSession &xen, std::uint32_t domid);
 

@@ -79,6 +79,7 @@ struct DaemonConfig {
     std::string drbdsetup = "drbdsetup";
     std::string drbdadm = "drbdadm";
     std::filesystem::path netbuf_setup; // scripts/netbuf-setup
+    std::filesystem::path xen_lib_dir = "/var/lib/xen"; // where libxl saves device model state
 
     [[nodiscard]] const GuestConfig *guest(const std::string &name) const;
 };

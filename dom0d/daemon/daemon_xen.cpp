@@ -39,8 +39,10 @@ std::vector<drbd::GuestDisk> disks_of(const xen::XlConfig &xl)
 std::shared_ptr<xen::XenSession> Daemon::xen_session() const
 {
     std::lock_guard lock(xen_mutex_);
-    if (!xen_)
+    if (!xen_) {
         xen_ = xen::XenSession::open(log_);
+        xen_->set_device_model_dir(config_.xen_lib_dir.string());
+    }
     return xen_;
 }
 

@@ -159,6 +159,15 @@ TEST_CASE("a Xen guest section names its xl.cfg, which is read and checked at st
     CHECK(c.guests[0].allow_unreplicated_disk);
     CHECK_FALSE(c.guests[0].autostart);
     CHECK(c.guests[0].checkpoint_way == xen::CheckpointWay::pause); // the default
+    CHECK(c.xen_lib_dir == "/var/lib/xen"); // where libxl saves QEMU's state
+    CHECK(parse_daemon_config("[daemon]\nnode = a\nxen_lib_dir = /usr/local/var/lib/xen\n[replication]\npsk_file = " +
+                                  key_file().string() + "\n",
+                              "x.conf")
+              .xen_lib_dir == "/usr/local/var/lib/xen");
+    CHECK_THROWS_WITH(parse_daemon_config("[daemon]\nnode = a\nxen_lib_dir = var/lib/xen\n[replication]\npsk_file = " +
+                                              key_file().string() + "\n",
+                                          "x.conf"),
+                      Catch::Contains("xen_lib_dir: 'var/lib/xen' is not an absolute path"));
     const std::string web01 = "[guest web01]\nbackend = xen\nxl_config = " + (dir / "web01.cfg").string() + "\n";
     CHECK(parse_daemon_config(base() + web01 + "checkpoint = suspend\n", "x.conf").guests.at(0).checkpoint_way ==
           xen::CheckpointWay::suspend);

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 
 extern "C" {
@@ -30,11 +32,11 @@ namespace {
 
 using testing::LogLines;
 
-XlConfig web_config(std::uint64_t memory_mib)
+XlConfig web_config(std::uint64_t memory_mib, const std::string &type = "hvm")
 {
     XlConfig c;
     c.name = "web01";
-    c.type = "hvm";
+    c.type = type;
     c.memory_mib = memory_mib;
     c.vcpus = 1;
     c.nics.push_back({"00:16:3e:00:00:01", "xenbr0", "", "", ""});
@@ -50,17 +52,26 @@ struct Pair {
     std::shared_ptr<XenSession> xen;
     std::uint64_t standby_memory_mib;
 
-    explicit Pair(std::uint64_t standby_mib = 16) : standby_memory_mib(standby_mib)
+    std::string type;
+    // Where libxl (the double) saves QEMU's state when it suspends an HVM domain.
+    std::filesystem::path device_model_dir =
+        std::filesystem::temp_directory_path() / ("understudy-xen-lib-" + std::to_string(getpid()));
+
+    explicit Pair(std::uint64_t standby_mib = 16, std::string domain_type = "hvm")
+        : standby_memory_mib(standby_mib), type(std::move(domain_type))
     {
         xd::reset();
+        std::filesystem::create_directories(device_model_dir);
+        xd::set_device_model_dir(device_model_dir.string());
         xen = XenSession::open(std::ref(log));
+        xen->set_device_model_dir(device_model_dir.string());
         BackupSettings backup;
         backup.listen = {"127.0.0.1", 0};
         server = std::make_unique<BackupServer>(
             backup, registry,
             [this](const proto::Hello &hello, std::string *) -> std::unique_ptr<StandbyGuest> {
                 return std::make_unique<XenStandby>(
-                    web_config(standby_memory_mib), hello.memory_size(), [this] { return xen; }, nullptr);
+                    web_config(standby_memory_mib, type), hello.memory_size(), [this] { return xen; }, nullptr);
             },
             std::ref(log));
         server->start();
@@ -69,6 +80,7 @@ struct Pair {
     {
         server->stop();
         xd::reset();
+        std::filesystem::remove_all(device_model_dir);
     }
     Replicator::Connect connect()
     {
@@ -89,10 +101,12 @@ struct Pair {
     }
 };
 
-std::uint32_t make_domain(std::uint64_t pages = 4096, std::vector<std::uint64_t> holes = {2000, 2001, 2002})
+std::uint32_t make_domain(std::uint64_t pages = 4096, std::vector<std::uint64_t> holes = {2000, 2001, 2002},
+                          const std::string &type = "hvm")
 {
     xd::DomainSpec spec;
     spec.name = "web01";
+    spec.type = type;
     spec.pages = pages;
     spec.holes = std::move(holes);
     auto domid = xd::create_domain(spec);
@@ -132,6 +146,71 @@ std::string wait_for_error(Replicator &replicator)
         std::this_thread::sleep_for(5ms);
     }
     return "";
+}
+
+// Where Xen's own stream checker is (Debian's xen-utils-4.17, unpacked by
+// scripts/setup); "" if it is not there.
+std::string xen_stream_verifier()
+{
+    const char *dir = std::getenv("UNDERSTUDY_XEN_TOOLS");
+    const std::string root = dir ? dir : "/opt/understudy/xen-utils-4.17";
+    const auto script = root + "/usr/lib/xen-4.17/bin/verify-stream-v2";
+    return std::filesystem::exists(script) ? script : "";
+}
+
+// Runs Xen's verify-stream-v2 on a libxl stream; checks it accepts it and
+// mentions `expect`. Says SKIPPED where the checker is not unpacked.
+void check_with_xen_verifier(const std::vector<std::uint8_t> &stream, const std::string &expect)
+{
+    const auto verifier = xen_stream_verifier();
+    if (verifier.empty()) {
+        WARN("SKIPPED: Xen's verify-stream-v2 is not unpacked here (scripts/setup does it); the stream was read "
+             "only by the test double");
+        return;
+    }
+    const auto file = std::filesystem::temp_directory_path() / ("understudy-stream-" + std::to_string(getpid()));
+    REQUIRE(!stream.empty());
+    std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char *>(stream.data()),
+                                                static_cast<std::streamsize>(stream.size()));
+    const auto root = std::filesystem::path(verifier).parent_path().parent_path();
+    const auto command = "PYTHONPATH=" + (root / "lib/python").string() + " python3 " + verifier +
+                         " -v -f libxl -i " + file.string() + " > " + file.string() + ".out 2>&1";
+    const int rc = std::system(command.c_str());
+    std::ifstream report(file.string() + ".out");
+    const std::string said((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(file);
+    std::filesystem::remove(file.string() + ".out");
+    INFO("verify-stream-v2 said:\n" << said);
+    CHECK(rc == 0);
+    CHECK(said.find("Libxl Header: little endian") != std::string::npos);
+    CHECK(said.find(expect) != std::string::npos);
+}
+
+// Protects the domain up to one frozen acked checkpoint, ends protection,
+// and destroys the domain, as when the primary dies.
+void committed_then_lost(Pair &pair, std::uint32_t domid)
+{
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.freeze(10s);
+        replicator.stop("test over");
+    }
+    xd::destroy_domain(domid);
+}
+
+// The backup builds the domain from its standby: the activated guest and
+// the new domain's domid.
+std::pair<std::unique_ptr<Guest>, std::uint32_t> activate_standby(Pair &pair)
+{
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    auto guest = standby->activate();
+    const auto domid = xd::domid_of("web01");
+    REQUIRE(domid != 0);
+    return {std::move(guest), domid};
 }
 
 } // namespace
@@ -175,11 +254,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     }
     // The primary dies; the backup builds the domain from its standby.
     xd::destroy_domain(domid);
-    auto standby = pair.registry.take("web01");
-    REQUIRE(standby);
-    auto guest = standby->activate();
-    const auto new_domid = xd::domid_of("web01");
-    REQUIRE(new_domid != 0);
+    auto [guest, new_domid] = activate_standby(pair);
     CHECK(new_domid != domid);
     CHECK(xd::context_loaded(new_domid));
     CHECK(xd::pause_count(new_domid) == 0); // unpaused
@@ -205,11 +280,12 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
 }
 
 TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels the suspend; the copy activated "
-          "on the backup returns from it as resumed",
+          "on the backup is restored by Xen with its device model's state and returns from the suspend as resumed",
           "[xen]")
 {
     Pair pair;
     const auto domid = make_domain();
+    std::string device_model;
     {
         XenGuest guest(pair.xen, domid, CheckpointWay::suspend);
         CHECK(guest.checkpoint_way() == CheckpointWay::suspend);
@@ -238,19 +314,22 @@ TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels 
         CHECK(xd::suspend_count(domid) >= 3);
         replicator.freeze(10s);
         xd::stop_workload(domid);
+        device_model = xd::device_model_state(domid); // QEMU's, as of the committed epoch
+        CHECK_THAT(device_model, Catch::StartsWith("QEVM"));
         replicator.stop("test: unprotect");
         CHECK_FALSE(xd::suspended(domid));
         CHECK_FALSE(xd::log_dirty_enabled(domid));
     }
     xd::destroy_domain(domid);
-    auto standby = pair.registry.take("web01");
-    REQUIRE(standby);
-    auto activated = standby->activate();
-    const auto new_domid = xd::domid_of("web01");
-    REQUIRE(new_domid != 0);
+    auto [activated, new_domid] = activate_standby(pair);
     // Its suspend returns 0 there: the guest knows it runs in a new domain and
     // reconnects its PV frontends to the backends of this host.
     CHECK(xd::suspend_result(new_domid) == 0);
+    // Built by Xen's own restore, its device model started from QEMU's state
+    // of the committed epoch.
+    CHECK(xd::restored(new_domid));
+    CHECK(xd::emulator_context(new_domid) == device_model);
+    check_with_xen_verifier(xd::last_restore_stream(), "Libxl Record: Emulator context");
     CHECK_FALSE(xd::suspended(new_domid));
     const auto resumed_at = xd::counter(new_domid);
     xd::start_workload(new_domid, 50us);
@@ -333,15 +412,7 @@ TEST_CASE("Xen: CPU features the backup lacks are masked at failover, and the lo
 {
     Pair pair;
     const auto domid = make_domain();
-    {
-        XenGuest guest(pair.xen, domid);
-        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-        replicator.start();
-        REQUIRE(replicator.wait_protected(20s));
-        replicator.freeze(10s);
-        replicator.stop("test over");
-    }
-    xd::destroy_domain(domid);
+    committed_then_lost(pair, domid);
     xd::set_host_cpu(0x16, 0x7ffafbff & ~(1u << 28)); // this host has no AVX (leaf 1 ecx bit 28)
     auto standby = pair.registry.take("web01");
     REQUIRE(standby);
@@ -352,7 +423,7 @@ TEST_CASE("Xen: CPU features the backup lacks are masked at failover, and the lo
     CHECK(pair.log.contains("domain web01: CPUID leaf 0x1 differs on this host: ecx 0x7ffafbff -> 0x6ffafbff"));
 }
 
-TEST_CASE("Xen: a standby refuses a malformed CPU policy or TSC mode", "[xen]")
+TEST_CASE("Xen: a standby refuses a malformed CPU policy, TSC mode or map of frames that are not RAM", "[xen]")
 {
     XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); }, nullptr);
     proto::CpuState cpu;
@@ -372,6 +443,70 @@ TEST_CASE("Xen: a standby refuses a malformed CPU policy or TSC mode", "[xen]")
     bad = cpu;
     bad.mutable_xen()->mutable_tsc()->set_mode(7);
     CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("TSC mode 7, which Xen does not have"));
+    bad = cpu;
+    auto *range = bad.mutable_xen()->add_not_ram();
+    range->set_first(4000);
+    range->set_count(200);
+    CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("frames 4000+200 marked not RAM, outside the guest's 4096"));
+    range->set_count(96);
+    CHECK(standby.cpu_problem(bad).empty());
+}
+
+TEST_CASE("Xen: a PVH standby becomes a domain through Xen's own restore, from a stream Xen's checker accepts",
+          "[xen]")
+{
+    Pair pair(16, "pvh");
+    const auto domid = make_domain(4096, {2000, 2001, 2002}, "pvh");
+    std::vector<std::uint8_t> committed;
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        std::this_thread::sleep_for(30ms);
+        replicator.freeze(10s);
+        xd::stop_workload(domid);
+        committed = xd::memory(domid);
+        replicator.stop("test: the primary dies");
+    }
+    xd::destroy_domain(domid);
+    auto [guest, new_domid] = activate_standby(pair);
+    INFO(pair.log.all() << "\nrestore: " << xd::last_restore_error());
+    CHECK(xd::restored(new_domid));
+    CHECK(xd::calls()["libxl_domain_create_new"] == 0);
+    CHECK(pair.log.contains("restored paused as domain " + std::to_string(new_domid) + " by Xen's restore"));
+    CHECK(xd::pause_count(new_domid) == 0); // unpaused after the restore
+    // Every RAM frame populated, the three that are not RAM left out.
+    CHECK(xd::populated_frames(new_domid) == 4096 - 3);
+    // Memory as committed, but for the rings Xen's restore clears (console, xenstore).
+    auto expected = committed;
+    std::memset(expected.data() + 4094 * kPageSize, 0, 2 * kPageSize);
+    const auto filled = xd::memory(new_domid);
+    REQUIRE(filled.size() == expected.size());
+    CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
+    CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
+    CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
+    CHECK(xd::cpu_policy_set(new_domid));
+    CHECK(xd::tsc_info(new_domid).khz == xd::DomainSpec{}.tsc_khz);
+    const auto resumed_at = xd::counter(new_domid);
+    xd::start_workload(new_domid, 50us);
+    std::this_thread::sleep_for(20ms);
+    CHECK(xd::counter(new_domid) > resumed_at);
+
+    // The same bytes through Xen's own checker of migration streams.
+    check_with_xen_verifier(xd::last_restore_stream(), "Libxc Record: HVM context");
+}
+
+TEST_CASE("Xen: a restore that Xen refuses stops the activation with libxl's error, and leaves no domain", "[xen]")
+{
+    Pair pair(8, "pvh"); // 8 MiB on the backup, 16 MiB on the primary
+    const auto domid = make_domain(4096, {2000, 2001, 2002}, "pvh");
+    committed_then_lost(pair, domid);
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("libxl_domain_create_restore for web01 failed"));
+    CHECK_THAT(xd::last_restore_error(), Catch::Contains("out of memory"));
+    CHECK(xd::domid_of("web01") == 0);
 }
 
 TEST_CASE("Xen: an error from any Xen call stops protection with a clear message and leaves log-dirty off", "[xen]")
@@ -501,15 +636,7 @@ TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is not activ
 {
     Pair pair(8); // 8 MiB on the backup, 16 MiB on the primary
     const auto domid = make_domain();
-    {
-        XenGuest guest(pair.xen, domid);
-        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-        replicator.start();
-        REQUIRE(replicator.wait_protected(20s));
-        replicator.freeze(10s);
-        replicator.stop("test over");
-    }
-    xd::destroy_domain(domid);
+    committed_then_lost(pair, domid);
     auto standby = pair.registry.take("web01");
     REQUIRE(standby);
     CHECK_THROWS_WITH(standby->activate(), Catch::Contains("differs from the primary's"));

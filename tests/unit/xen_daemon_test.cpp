@@ -54,6 +54,7 @@ std::string config_text(const Scratch &s, const std::string &node, bool listen, 
     return "[daemon]\nnode = " + node + "\ncontrol_socket = " + (s.dir / (node + ".sock")).string() +
            "\nstate_dir = " + (s.dir / node).string() + "\ndrbdsetup = " + source("tests/support/fake-drbdsetup") +
            "\ndrbdadm = " + source("tests/support/fake-drbdadm") + "\nnetbuf_setup = " + source("scripts/netbuf-setup") +
+           "\nxen_lib_dir = " + s.dir.string() +
            "\n[replication]\npsk_file = " + (s.dir / "key").string() + "\ninterval_ms = 20\n" +
            (listen ? "listen = 127.0.0.1:7300\n" : "") + "[guest web01]\nbackend = xen\nxl_config = " +
            (s.dir / "web01.cfg").string() + "\n" + guest_extra;
@@ -182,6 +183,7 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
                                             Catch::Contains("disks 1-single-0, /srv/other.img; the file lists") &&
                                             Catch::Contains("disks 1-single-0"));
             xd::reset(); // the domain as the xl.cfg describes it
+            xd::set_device_model_dir(scratch.dir.string()); // as xen_lib_dir in the config
             spec.disk_targets = {"1-single-0"};
             (void)wrong;
             const auto domid = xd::create_domain(spec);
@@ -261,8 +263,10 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             CHECK(xd::context_loaded(new_domid));
             CHECK(xd::pause_count(new_domid) == 0);
             CHECK(xd::suspend_result(new_domid) == 0); // it returns from its suspend as moved, and reconnects
-            auto expected = committed; // but for the xenstore ring, cleared as Xen's restore does
-            std::memset(expected.data() + 4095 * 4096, 0, 4096);
+            CHECK(xd::restored(new_domid));             // by Xen's restore, with QEMU's state
+            CHECK_THAT(xd::emulator_context(new_domid), Catch::StartsWith("QEVM"));
+            auto expected = committed; // but for the console and xenstore rings, cleared by Xen's restore
+            std::memset(expected.data() + 4094 * 4096, 0, 2 * 4096);
             const auto filled = xd::memory(new_domid);
             REQUIRE(filled.size() == expected.size());
             CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);

@@ -80,6 +80,21 @@ struct TscInfo {
     bool operator==(const TscInfo &) const = default;
 };
 [[nodiscard]] TscInfo tsc_info(std::uint32_t domid);
+// Built by libxl_domain_create_restore, which reads the stream as Xen's
+// restore does (and refuses an HVM domain without device model state, as
+// QEMU would fail to start). The bytes of the last stream it read, and why
+// it refused it ("" if it did not).
+[[nodiscard]] bool restored(std::uint32_t domid);
+// Where libxl_domain_suspend_only writes an HVM domain's device model state
+// (DIR/qemu-save.DOMID, as libxl does under /var/lib/xen); "": nowhere, as
+// when the domain has no device model. What it wrote last, and what a
+// restored domain's device model started from (its EMULATOR_CONTEXT).
+void set_device_model_dir(const std::string &dir);
+[[nodiscard]] std::string device_model_state(std::uint32_t domid);
+[[nodiscard]] std::string emulator_context(std::uint32_t domid);
+[[nodiscard]] std::uint64_t populated_frames(std::uint32_t domid);
+[[nodiscard]] std::vector<std::uint8_t> last_restore_stream();
+[[nodiscard]] std::string last_restore_error();
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
 // (console gfn, xenstore gfn) given to xc_dom_gnttab_seed; (0, 0) if never.
 [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid);

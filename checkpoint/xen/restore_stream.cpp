@@ -1,0 +1,175 @@
+#include "checkpoint/xen/restore_stream.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "checkpoint/pfn.h"
+
+namespace understudy::xen {
+
+namespace {
+
+using namespace stream;
+
+// Little-endian fields (x86); the two headers' fields are big-endian.
+class Bytes {
+  public:
+    void le32(std::uint32_t v) { put(v, 4, false); }
+    void le64(std::uint64_t v) { put(v, 8, false); }
+    void be16(std::uint16_t v) { put(v, 2, true); }
+    void be32(std::uint32_t v) { put(v, 4, true); }
+    void be64(std::uint64_t v) { put(v, 8, true); }
+    void le16(std::uint16_t v) { put(v, 2, false); }
+    void raw(const void *p, std::size_t n)
+    {
+        const auto *b = static_cast<const std::uint8_t *>(p);
+        data.insert(data.end(), b, b + n);
+    }
+    std::vector<std::uint8_t> data;
+
+  private:
+    void put(std::uint64_t v, int n, bool big)
+    {
+        for (int i = 0; i < n; ++i)
+            data.push_back(static_cast<std::uint8_t>(v >> (8 * (big ? n - 1 - i : i))));
+    }
+};
+
+// A record: type, body length, body, zeros to the next multiple of 8.
+void record(Bytes &b, std::uint32_t type, std::span<const std::uint8_t> body)
+{
+    if (body.size() > (128u << 20))
+        throw std::length_error("Xen stream record of " + std::to_string(body.size()) + " bytes");
+    b.le32(type);
+    b.le32(static_cast<std::uint32_t>(body.size()));
+    b.raw(body.data(), body.size());
+    b.data.resize((b.data.size() + 7) / 8 * 8, 0);
+}
+
+void record(Bytes &b, std::uint32_t type, const std::string &body)
+{
+    record(b, type, {reinterpret_cast<const std::uint8_t *>(body.data()), body.size()});
+}
+
+bool all_zero(std::span<const std::uint8_t> page)
+{
+    return std::all_of(page.begin(), page.end(), [](std::uint8_t v) { return v == 0; });
+}
+
+} // namespace
+
+void write_restore_stream(const RestoreSource &source, const std::function<void(std::span<const std::uint8_t>)> &out)
+{
+    if (!source.state || !source.page)
+        throw std::invalid_argument("write_restore_stream: no state or pages");
+    const auto &state = *source.state;
+    Bytes b;
+    auto flush = [&] {
+        if (!b.data.empty())
+            out(b.data);
+        b.data.clear();
+    };
+
+    // libxl's header, and the record that hands the stream to libxc.
+    b.be64(kLibxlIdent);
+    b.be32(kLibxlVersion);
+    b.be32(0); // little-endian
+    record(b, kLibxlLibxcContext, std::string());
+
+    // libxc's image and domain headers.
+    b.be64(kImageMarker);
+    b.be32(kImageId);
+    b.be32(kImageVersion);
+    b.be16(0); // little-endian
+    b.be16(0);
+    b.be32(0);
+    b.le32(kDomainX86Hvm);
+    b.le16(12); // page shift
+    b.le16(0);
+    b.le32(source.xen_major);
+    b.le32(source.xen_minor);
+
+    // Static data first: the CPU the domain had.
+    if (!state.cpuid_policy().empty())
+        record(b, kCpuidPolicy, state.cpuid_policy());
+    if (!state.msr_policy().empty())
+        record(b, kMsrPolicy, state.msr_policy());
+    record(b, kStaticDataEnd, std::string());
+    flush();
+
+    // Memory: every RAM frame, in batches; frames that are all zeros only
+    // allocated (Xen gives new domains zeroed pages).
+    std::vector<bool> ram(source.pages, true);
+    for (const auto &r : state.not_ram())
+        for (std::uint64_t p = r.first(); p < r.first() + r.count() && p < source.pages; ++p)
+            ram[p] = false;
+    std::vector<std::uint64_t> pfns;
+    std::vector<std::span<const std::uint8_t>> data;
+    auto page_batch = [&] {
+        if (pfns.empty())
+            return;
+        Bytes body;
+        body.le32(static_cast<std::uint32_t>(pfns.size()));
+        body.le32(0);
+        for (auto p : pfns)
+            body.le64(p);
+        for (auto d : data)
+            body.raw(d.data(), d.size());
+        record(b, kPageData, body.data);
+        flush();
+        pfns.clear();
+        data.clear();
+    };
+    for (std::uint64_t pfn = 0; pfn < source.pages; ++pfn) {
+        if (!ram[pfn])
+            continue;
+        const auto page = source.page(pfn);
+        if (page.size() != kPageSize)
+            throw std::logic_error("write_restore_stream: page " + std::to_string(pfn) + " is not 4 KiB");
+        if (all_zero(page)) {
+            pfns.push_back(pfn | kTypeXalloc << 60);
+        } else {
+            pfns.push_back(pfn | kTypeNotab << 60);
+            data.push_back(page);
+        }
+        if (pfns.size() == kBatchPages)
+            page_batch();
+    }
+    page_batch();
+
+    // The end of the checkpoint: TSC, parameters before the context.
+    if (state.has_tsc()) {
+        Bytes tsc;
+        tsc.le32(state.tsc().mode());
+        tsc.le32(state.tsc().gtsc_khz());
+        tsc.le64(state.tsc().elapsed_nsec());
+        tsc.le32(state.tsc().incarnation());
+        tsc.le32(0);
+        record(b, kTscInfo, tsc.data);
+    }
+    Bytes params;
+    params.le32(static_cast<std::uint32_t>(state.params_size()));
+    params.le32(0);
+    for (const auto &p : state.params()) {
+        params.le64(p.index());
+        params.le64(p.value());
+    }
+    record(b, kHvmParams, params.data);
+    record(b, kHvmContext, state.hvm_context());
+    record(b, kEnd, std::string());
+    flush();
+    if (!source.device_model.empty()) {
+        Bytes emulator;
+        emulator.le32(kEmulatorQemuUpstream);
+        emulator.le32(0); // the domain's first (only) emulator
+        emulator.raw(source.device_model.data(), source.device_model.size());
+        record(b, kLibxlEmulatorContext, emulator.data);
+    }
+    record(b, kLibxlEnd, std::string());
+    flush();
+}
+
+} // namespace understudy::xen
