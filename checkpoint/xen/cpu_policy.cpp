@@ -131,49 +131,31 @@ std::string host_cannot_run(XenSession &xen, const proto::XenCpuState &state)
     return "";
 }
 
-std::vector<std::string> apply_cpu_policy(XenSession &xen, std::uint32_t domid, const proto::XenCpuState &state)
+std::vector<std::string> policy_changes(XenSession &xen, std::uint32_t domid, const proto::XenCpuState &state)
 {
     std::vector<std::string> changed;
-    auto leaves = entries_of<xen_cpuid_leaf_t>(state.cpuid_policy());
-    auto msrs = entries_of<xen_msr_entry_t>(state.msr_policy());
-    if (!leaves.empty() || !msrs.empty()) {
-        std::uint32_t err_leaf = ~0u, err_subleaf = ~0u, err_msr = ~0u;
-        if (xc_set_domain_cpu_policy(xen.xc(), domid, static_cast<std::uint32_t>(leaves.size()), leaves.data(),
-                                     static_cast<std::uint32_t>(msrs.size()), msrs.data(), &err_leaf, &err_subleaf,
-                                     &err_msr) != 0) {
-            const int error = errno;
-            std::string where;
-            if (err_leaf != ~0u)
-                where = " at CPUID leaf " + hex(err_leaf) + (err_subleaf != ~0u ? "/" + std::to_string(err_subleaf) : "");
-            if (err_msr != ~0u)
-                where += " at MSR " + hex(err_msr);
-            throw XenError("xc_set_domain_cpu_policy on domain " + std::to_string(domid) + " failed" + where + ": " +
-                               std::strerror(error) + " (this host cannot give the guest the CPU it had)",
-                           error);
-        }
-        // Xen masks what this host lacks on the way in; say what changed.
-        auto [now_leaves, now_msrs] = serialised(xen, domid);
-        std::map<std::pair<std::uint32_t, std::uint32_t>, xen_cpuid_leaf_t> now;
-        for (const auto &l : now_leaves)
-            now[{l.leaf, l.subleaf}] = l;
-        for (const auto &l : leaves) {
-            auto it = now.find({l.leaf, l.subleaf});
-            if (it == now.end())
-                changed.push_back(leaf_name(l) + " is gone on this host");
-            else if (std::tie(it->second.a, it->second.b, it->second.c, it->second.d) != std::tie(l.a, l.b, l.c, l.d))
-                changed.push_back(leaf_name(l) + " differs on this host: ecx " + hex(l.c) + " -> " + hex(it->second.c) +
-                                  ", edx " + hex(l.d) + " -> " + hex(it->second.d));
-        }
-        std::map<std::uint32_t, std::uint64_t> now_msr;
-        for (const auto &m : now_msrs)
-            now_msr[m.idx] = m.val;
-        for (const auto &m : msrs)
-            if (auto it = now_msr.find(m.idx); it == now_msr.end() || it->second != m.val)
-                changed.push_back("MSR " + hex(m.idx) + " differs on this host");
+    const auto leaves = entries_of<xen_cpuid_leaf_t>(state.cpuid_policy());
+    const auto msrs = entries_of<xen_msr_entry_t>(state.msr_policy());
+    if (leaves.empty() && msrs.empty())
+        return changed;
+    auto [now_leaves, now_msrs] = serialised(xen, domid);
+    std::map<std::pair<std::uint32_t, std::uint32_t>, xen_cpuid_leaf_t> now;
+    for (const auto &l : now_leaves)
+        now[{l.leaf, l.subleaf}] = l;
+    for (const auto &l : leaves) {
+        auto it = now.find({l.leaf, l.subleaf});
+        if (it == now.end())
+            changed.push_back(leaf_name(l) + " is gone on this host");
+        else if (std::tie(it->second.a, it->second.b, it->second.c, it->second.d) != std::tie(l.a, l.b, l.c, l.d))
+            changed.push_back(leaf_name(l) + " differs on this host: ecx " + hex(l.c) + " -> " + hex(it->second.c) +
+                              ", edx " + hex(l.d) + " -> " + hex(it->second.d));
     }
-    if (state.has_tsc() && xc_domain_set_tsc_info(xen.xc(), domid, state.tsc().mode(), state.tsc().elapsed_nsec(),
-                                                  state.tsc().gtsc_khz(), state.tsc().incarnation()) != 0)
-        throw_xen_error("xc_domain_set_tsc_info", domid, errno);
+    std::map<std::uint32_t, std::uint64_t> now_msr;
+    for (const auto &m : now_msrs)
+        now_msr[m.idx] = m.val;
+    for (const auto &m : msrs)
+        if (auto it = now_msr.find(m.idx); it == now_msr.end() || it->second != m.val)
+            changed.push_back("MSR " + hex(m.idx) + " differs on this host");
     return changed;
 }
 

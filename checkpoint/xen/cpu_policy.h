@@ -30,9 +30,9 @@ void read_tsc_info(XenSession &xen, std::uint32_t domid, proto::XenCpuState &int
 // policy for the domain type).
 [[nodiscard]] std::string host_cannot_run(XenSession &xen, const proto::XenCpuState &state);
 
-// Sets the policy and TSC settings on new domain `domid` (created, never
-// run). Returns one line per CPUID leaf or MSR that Xen changed on the way
-// in (it masks features this host lacks): the guest will not see them.
-std::vector<std::string> apply_cpu_policy(XenSession &xen, std::uint32_t domid, const proto::XenCpuState &state);
+// What Xen changed of this policy on domain `domid`, restored from it: one
+// line per CPUID leaf or MSR (it masks features this host lacks, and the
+// guest will not see them).
+std::vector<std::string> policy_changes(XenSession &xen, std::uint32_t domid, const proto::XenCpuState &state);
 
 } // namespace understudy::xen

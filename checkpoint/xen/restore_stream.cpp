@@ -14,6 +14,8 @@ namespace {
 
 using namespace stream;
 
+constexpr std::size_t kDirectRun = 256 * 1024; // runs of pages at least this long are sent without a copy
+
 // Little-endian fields (x86); the two headers' fields are big-endian.
 class Bytes {
   public:
@@ -56,7 +58,8 @@ void record(Bytes &b, std::uint32_t type, const std::string &body)
 
 bool all_zero(std::span<const std::uint8_t> page)
 {
-    return std::all_of(page.begin(), page.end(), [](std::uint8_t v) { return v == 0; });
+    static const std::uint8_t zeros[kPageSize] = {};
+    return std::memcmp(page.data(), zeros, kPageSize) == 0;
 }
 
 } // namespace
@@ -111,14 +114,37 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
     auto page_batch = [&] {
         if (pfns.empty())
             return;
-        Bytes body;
-        body.le32(static_cast<std::uint32_t>(pfns.size()));
-        body.le32(0);
+        // The record's header and pfns, then the pages straight from the
+        // standby, adjacent ones in one piece (whole pages: no padding).
+        b.le32(kPageData);
+        b.le32(static_cast<std::uint32_t>(8 + pfns.size() * 8 + data.size() * kPageSize));
+        b.le32(static_cast<std::uint32_t>(pfns.size()));
+        b.le32(0);
         for (auto p : pfns)
-            body.le64(p);
-        for (auto d : data)
-            body.raw(d.data(), d.size());
-        record(b, kPageData, body.data);
+            b.le64(p);
+        // Short runs are gathered (one send for many), long ones sent as they are.
+        auto put = [&](std::span<const std::uint8_t> run) {
+            if (run.size() < kDirectRun) {
+                b.raw(run.data(), run.size());
+                if (b.data.size() >= kDirectRun)
+                    flush();
+                return;
+            }
+            flush();
+            out(run);
+        };
+        std::span<const std::uint8_t> run;
+        for (auto d : data) {
+            if (!run.empty() && run.data() + run.size() == d.data()) {
+                run = {run.data(), run.size() + d.size()};
+                continue;
+            }
+            if (!run.empty())
+                put(run);
+            run = d;
+        }
+        if (!run.empty())
+            put(run);
         flush();
         pfns.clear();
         data.clear();

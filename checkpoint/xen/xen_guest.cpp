@@ -1,6 +1,7 @@
 #include "checkpoint/xen/xen_guest.h"
 
 #include "checkpoint/xen/cpu_policy.h"
+#include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <sys/mman.h>
+#include <unistd.h>
 
 extern "C" {
 #include <libxl.h>
@@ -22,6 +24,7 @@ namespace {
 
 constexpr std::uint64_t kMapChunkPages = 32768; // 128 MiB per foreign mapping
 constexpr std::size_t kBatchPages = 1024;       // per-batch mode
+constexpr std::chrono::milliseconds kQmpTimeout{5000}; // QEMU saving its devices: milliseconds, normally
 
 constexpr std::uint32_t kCarriedParams[] = {
     HVM_PARAM_STORE_PFN,         HVM_PARAM_IOREQ_PFN,           HVM_PARAM_BUFIOREQ_PFN,
@@ -386,19 +389,31 @@ proto::DeviceState XenGuest::save_devices() const
     // device model saved its state when libxl suspended the domain.
     proto::DeviceState devices;
     devices.set_format(1);
-    if (way_ == CheckpointWay::suspend && facts_.type == "hvm")
-        devices.set_xen_device_model(read_device_model_state());
+    if (facts_.type != "hvm")
+        return devices; // PVH: no device model
+    if (way_ == CheckpointWay::suspend) { // libxl had QEMU save it while suspending
+        devices.set_xen_device_model(read_device_model_state(xen_->device_model_save_file(facts_.domid)));
+        return devices;
+    }
+    // Paused: have QEMU save it now, through its monitor, as libxl would.
+    const auto file = xen_->dirs().lib + "/understudy-qemu-save." + std::to_string(facts_.domid);
+    try {
+        qmp_save_devices_state(xen_->device_model_qmp_socket(facts_.domid), file, kQmpTimeout);
+    } catch (const QmpError &e) {
+        throw XenError("domain " + facts_.name + ": saving its device model's state: " + e.what(), EIO);
+    }
+    devices.set_xen_device_model(read_device_model_state(file));
+    ::unlink(file.c_str());
     return devices;
 }
 
-std::string XenGuest::read_device_model_state() const
+std::string XenGuest::read_device_model_state(const std::string &path) const
 {
     constexpr std::uintmax_t kMaxState = 64 << 20; // QEMU's device state, without guest RAM: well under this
-    const auto path = xen_->device_model_save_file(facts_.domid);
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        throw XenError("domain " + facts_.name + ": the device model state libxl_domain_suspend_only saves is not "
-                           "in " + path + ": " + std::strerror(errno),
+        throw XenError("domain " + facts_.name + ": its device model's saved state is not in " + path + ": " +
+                           std::strerror(errno),
                        errno ? errno : ENOENT);
     std::string state((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (state.empty() || state.size() > kMaxState)

@@ -63,7 +63,7 @@ class XenGuest final : public Guest {
     void note_not_ram(std::uint64_t pfn);
     void unmap_all() noexcept;
     void read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const;
-    std::string read_device_model_state() const;
+    std::string read_device_model_state(const std::string &path) const;
     void free_bitmap() noexcept;
 
     std::shared_ptr<XenSession> xen_;

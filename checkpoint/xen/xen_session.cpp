@@ -191,7 +191,12 @@ DomainDevices domain_devices(const XenSession &xen, std::uint32_t domid)
 
 std::string XenSession::device_model_save_file(std::uint32_t domid) const
 {
-    return device_model_dir_ + "/qemu-save." + std::to_string(domid);
+    return dirs_.lib + "/qemu-save." + std::to_string(domid);
+}
+
+std::string XenSession::device_model_qmp_socket(std::uint32_t domid) const
+{
+    return dirs_.run + "/qmp-libxl-" + std::to_string(domid);
 }
 
 } // namespace understudy::xen

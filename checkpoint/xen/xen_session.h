@@ -44,10 +44,18 @@ class XenSession {
     [[nodiscard]] xenforeignmemory_handle *foreign() const noexcept { return fmem_; }
     [[nodiscard]] libxl__ctx *libxl() const noexcept { return ctx_; }
     void log(const std::string &line) const;
-    // Where libxl writes a suspended HVM domain's device model (QEMU) state:
-    // DIR/qemu-save.DOMID, DIR being Xen's lib directory (/var/lib/xen).
+    // Xen's directories, as Debian's Xen is built: XEN_LIB_DIR, where libxl
+    // writes a suspended HVM domain's device model (QEMU) state
+    // (qemu-save.DOMID), and XEN_RUN_DIR, where QEMU's QMP socket is
+    // (qmp-libxl-DOMID).
+    struct Dirs {
+        std::string lib = "/var/lib/xen";
+        std::string run = "/var/run/xen";
+    };
+    void set_dirs(Dirs dirs) { dirs_ = std::move(dirs); }
+    [[nodiscard]] const Dirs &dirs() const noexcept { return dirs_; }
     [[nodiscard]] std::string device_model_save_file(std::uint32_t domid) const;
-    void set_device_model_dir(std::string dir) { device_model_dir_ = std::move(dir); }
+    [[nodiscard]] std::string device_model_qmp_socket(std::uint32_t domid) const;
 
     struct Logger;
 
@@ -58,7 +66,7 @@ class XenSession {
     xc_interface_core *xc_ = nullptr;
     xenforeignmemory_handle *fmem_ = nullptr;
     libxl__ctx *ctx_ = nullptr;
-    std::string device_model_dir_ = "/var/lib/xen";
+    Dirs dirs_;
 };
 
 // "web01" or "7": the domid of a running domain. Throws XenError (ESRCH)

@@ -25,13 +25,6 @@ namespace understudy::xen {
 
 namespace {
 
-constexpr std::uint64_t kFillChunkPages = 32768;
-
-bool all_zero(std::span<const std::uint8_t> page)
-{
-    return std::all_of(page.begin(), page.end(), [](std::uint8_t b) { return b == 0; });
-}
-
 } // namespace
 
 std::string standby_config_problem(const XlConfig &config)
@@ -102,24 +95,16 @@ std::unique_ptr<Guest> XenStandby::activate()
         throw std::runtime_error("standby of " + name() + " holds no Xen CPU state (no checkpoint committed)");
     if (before_create_)
         before_create_();
+    if (config_.type == "hvm" && (!devices() || devices()->xen_device_model().empty()))
+        throw std::runtime_error("standby of HVM domain " + name() + " holds no device model (QEMU) state, which "
+                                 "Xen's restore starts QEMU from; the primary sends it with every checkpoint");
     auto xen = open_xen_();
-    // Built by Xen's own restore from a migration stream of the standby
-    // when the standby holds all it needs: PVH always; HVM when its device
-    // model's state came along (checkpoint = suspend), since Xen's restore
-    // starts QEMU from it. Otherwise (HVM, checkpoint = pause) the domain
-    // is created new and overwritten (docs/xen.md compares the two).
-    const bool xen_restore =
-        config_.type == "pvh" || (devices() && !devices()->xen_device_model().empty());
-    if (!xen_restore)
-        xen->log("domain " + name() + ": the standby holds no device model state (checkpoint = pause), which Xen's "
-                 "restore needs for an HVM domain: creating it new from its xl.cfg and overwriting it; its emulated "
-                 "devices start from reset");
-    const std::uint32_t domid = xen_restore ? restore_paused(*xen) : create_paused(*xen);
+    // Built by Xen's own restore from a migration stream of the standby.
+    const std::uint32_t domid = restore_paused(*xen);
     try {
-        if (!xen_restore) {
-            populate(*xen, domid);
-            load_state(*xen, domid);
-        }
+        // Xen masks CPU features this host lacks: say which.
+        for (const auto &change : policy_changes(*xen, domid, cpu()->xen()))
+            xen->log("domain " + name() + ": " + change + " (Xen masks what this host's CPUs lack)");
         if (int rc = libxl_domain_unpause(xen->libxl(), domid, nullptr); rc != 0)
             throw XenError("libxl_domain_unpause of new domain " + std::to_string(domid) + " failed (libxl error " +
                                std::to_string(rc) + ")",
@@ -130,27 +115,6 @@ std::unique_ptr<Guest> XenStandby::activate()
         libxl_domain_destroy(xen->libxl(), domid, nullptr);
         throw;
     }
-}
-
-std::uint32_t XenStandby::create_paused(XenSession &xen)
-{
-    libxl_domain_config cfg;
-    libxl_domain_config_init(&cfg);
-    std::uint32_t domid = 0;
-    try {
-        build_domain_config(config_, &cfg);
-        // libxl_domain_create_new leaves the new domain paused (as `xl create -p`).
-        if (int rc = libxl_domain_create_new(xen.libxl(), &cfg, &domid, nullptr, nullptr); rc != 0)
-            throw XenError("libxl_domain_create_new for " + name() + " failed (libxl error " + std::to_string(rc) +
-                               "; Xen's own messages are in the log above)",
-                           EIO);
-    } catch (...) {
-        libxl_domain_config_dispose(&cfg);
-        throw;
-    }
-    libxl_domain_config_dispose(&cfg);
-    xen.log("domain " + name() + ": created paused as domain " + std::to_string(domid));
-    return domid;
 }
 
 std::uint32_t XenStandby::restore_paused(XenSession &xen)
@@ -219,75 +183,6 @@ std::uint32_t XenStandby::restore_paused(XenSession &xen)
     xen.log("domain " + name() + ": restored paused as domain " + std::to_string(domid) +
             " by Xen's restore (libxl_domain_create_restore) from the standby");
     return domid;
-}
-
-void XenStandby::populate(XenSession &xen, std::uint32_t domid)
-{
-    xen_pfn_t max_gpfn = 0;
-    if (xc_domain_maximum_gpfn(xen.xc(), domid, &max_gpfn) != 0)
-        throw_xen_error("xc_domain_maximum_gpfn", domid, errno);
-    const std::uint64_t frames = std::min<std::uint64_t>(static_cast<std::uint64_t>(max_gpfn) + 1, pages());
-    std::uint64_t lost = 0;
-    for (std::uint64_t first = 0; first < frames; first += kFillChunkPages) {
-        const auto count = std::min(kFillChunkPages, frames - first);
-        std::vector<xen_pfn_t> pfns(count);
-        std::vector<int> err(count, 0);
-        for (std::uint64_t i = 0; i < count; ++i)
-            pfns[i] = first + i;
-        void *base = xenforeignmemory_map(xen.foreign(), domid, PROT_READ | PROT_WRITE, count, pfns.data(), err.data());
-        if (!base)
-            throw_xen_error("xenforeignmemory_map (filling " + std::to_string(count) + " pages)", domid, errno);
-        for (std::uint64_t i = 0; i < count; ++i) {
-            auto src = page(Pfn{first + i});
-            if (err[i] != 0) {
-                lost += all_zero(src) ? 0 : 1;
-                continue;
-            }
-            std::memcpy(static_cast<std::uint8_t *>(base) + i * kPageSize, src.data(), kPageSize);
-        }
-        xenforeignmemory_unmap(xen.foreign(), base, count);
-    }
-    for (std::uint64_t p = frames; p < pages(); ++p)
-        lost += all_zero(page(Pfn{p})) ? 0 : 1;
-    if (lost)
-        throw XenError("the new domain " + std::to_string(domid) + " has no frame for " + std::to_string(lost) +
-                           " pages of the standby that hold data: its xl.cfg (memory, maxmem, type) on this host "
-                           "differs from the primary's",
-                       ENOMEM);
-}
-
-void XenStandby::load_state(XenSession &xen, std::uint32_t domid)
-{
-    // As Xen's restore (xg_sr_restore_x86_hvm.c): the parameters first; the
-    // xenstore and ioreq rings start empty on this host (their other ends,
-    // xenstored and the device model, are new), then the HVM context, then
-    // the grant table entries for the console and xenstore rings. The event
-    // channels stay those libxenlight gave the new domain.
-    const auto &x = cpu()->xen();
-    // Before anything runs: the CPU it had (CPUID, MSRs) and its TSC.
-    if (x.cpuid_policy().empty())
-        xen.log("domain " + name() + ": the primary sent no CPUID policy; the guest gets this host's default");
-    for (const auto &change : apply_cpu_policy(xen, domid, x))
-        xen.log("domain " + name() + ": " + change + " (Xen masks what this host's CPUs lack)");
-    xen_pfn_t console_gfn = 0, store_gfn = 0;
-    for (const auto &p : x.params()) {
-        if (xc_hvm_param_set(xen.xc(), domid, p.index(), p.value()) != 0)
-            throw_xen_error("xc_hvm_param_set(" + std::to_string(p.index()) + ")", domid, errno);
-        if (p.index() == HVM_PARAM_CONSOLE_PFN)
-            console_gfn = p.value();
-        if (p.index() == HVM_PARAM_STORE_PFN)
-            store_gfn = p.value();
-        if ((p.index() == HVM_PARAM_STORE_PFN || p.index() == HVM_PARAM_IOREQ_PFN ||
-             p.index() == HVM_PARAM_BUFIOREQ_PFN) &&
-            xc_clear_domain_page(xen.xc(), domid, p.value()) != 0)
-            throw_xen_error("xc_clear_domain_page(" + std::to_string(p.value()) + ")", domid, errno);
-    }
-    std::string context = x.hvm_context();
-    if (xc_domain_hvm_setcontext(xen.xc(), domid, reinterpret_cast<std::uint8_t *>(context.data()),
-                                 static_cast<std::uint32_t>(context.size())) != 0)
-        throw_xen_error("xc_domain_hvm_setcontext", domid, errno);
-    if (xc_dom_gnttab_seed(xen.xc(), domid, true, console_gfn, store_gfn, 0, 0) != 0)
-        throw_xen_error("xc_dom_gnttab_seed", domid, errno);
 }
 
 } // namespace understudy::xen

@@ -1,8 +1,8 @@
 // The backup's standby copy of a Xen guest: pages and state held in memory
-// (StandbyImage) and, at failover, a domain created paused through
-// libxenlight from the guest's xl.cfg on this host, its memory populated
-// through xenforeignmemory, its CPU policy, TSC settings, HVM context and
-// parameters loaded, and then unpaused. docs/xen.md compares this with Xen's restore (xg_sr_restore.c).
+// (StandbyImage) and, at failover, a domain built by Xen's own restore
+// (libxl_domain_create_restore) from the guest's xl.cfg on this host and a
+// migration stream written from the standby (restore_stream.h), then
+// unpaused (docs/xen.md).
 #pragma once
 
 #include <functional>
@@ -30,10 +30,7 @@ class XenStandby final : public StandbyImage {
     std::unique_ptr<Guest> activate() override;
 
   private:
-    std::uint32_t create_paused(XenSession &xen);
     std::uint32_t restore_paused(XenSession &xen);
-    void populate(XenSession &xen, std::uint32_t domid);
-    void load_state(XenSession &xen, std::uint32_t domid);
 
     XlConfig config_;
     OpenXen open_xen_;

@@ -192,7 +192,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
 
     Section d(section_of("daemon"), file + ": [daemon]",
               {"node", "control_socket", "state_dir", "metrics", "drbdsetup", "drbdadm", "netbuf_setup",
-               "xen_lib_dir"});
+               "xen_lib_dir", "xen_run_dir"});
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     c.node = d.text("node", host);
@@ -202,9 +202,11 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     c.drbdsetup = d.text("drbdsetup", c.drbdsetup);
     c.drbdadm = d.text("drbdadm", c.drbdadm);
     c.netbuf_setup = d.text("netbuf_setup", UNDERSTUDY_SCRIPT_DIR "/netbuf-setup");
-    c.xen_lib_dir = d.text("xen_lib_dir", c.xen_lib_dir.string());
-    if (!c.xen_lib_dir.is_absolute())
-        throw ConfigError(d.where() + ".xen_lib_dir: '" + c.xen_lib_dir.string() + "' is not an absolute path");
+    for (auto [key, dir] : {std::pair{"xen_lib_dir", &c.xen_lib_dir}, std::pair{"xen_run_dir", &c.xen_run_dir}}) {
+        *dir = d.text(key, dir->string());
+        if (!dir->is_absolute())
+            throw ConfigError(d.where() + "." + key + ": '" + dir->string() + "' is not an absolute path");
+    }
 
     Section r(section_of("replication"), file + ": [replication]",
               {"listen", "psk_file", "certificate", "private_key", "ca", "insecure", "interval_ms", "ack_timeout_ms",

@@ -80,6 +80,7 @@ struct DaemonConfig {
     std::string drbdadm = "drbdadm";
     std::filesystem::path netbuf_setup; // scripts/netbuf-setup
     std::filesystem::path xen_lib_dir = "/var/lib/xen"; // where libxl saves device model state
+    std::filesystem::path xen_run_dir = "/var/run/xen"; // where QEMU's QMP sockets are
 
     [[nodiscard]] const GuestConfig *guest(const std::string &name) const;
 };

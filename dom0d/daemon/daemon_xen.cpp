@@ -41,7 +41,7 @@ std::shared_ptr<xen::XenSession> Daemon::xen_session() const
     std::lock_guard lock(xen_mutex_);
     if (!xen_) {
         xen_ = xen::XenSession::open(log_);
-        xen_->set_device_model_dir(config_.xen_lib_dir.string());
+        xen_->set_dirs({config_.xen_lib_dir.string(), config_.xen_run_dir.string()});
     }
     return xen_;
 }

@@ -53,18 +53,19 @@ struct Pair {
     std::uint64_t standby_memory_mib;
 
     std::string type;
-    // Where libxl (the double) saves QEMU's state when it suspends an HVM domain.
-    std::filesystem::path device_model_dir =
+    // Xen's lib and run directories: where libxl (the double) has QEMU save
+    // its state, and where QEMU's QMP sockets (the double's) are.
+    std::filesystem::path xen_dir =
         std::filesystem::temp_directory_path() / ("understudy-xen-lib-" + std::to_string(getpid()));
 
     explicit Pair(std::uint64_t standby_mib = 16, std::string domain_type = "hvm")
         : standby_memory_mib(standby_mib), type(std::move(domain_type))
     {
         xd::reset();
-        std::filesystem::create_directories(device_model_dir);
-        xd::set_device_model_dir(device_model_dir.string());
+        std::filesystem::create_directories(xen_dir);
+        xd::set_xen_dirs(xen_dir.string(), xen_dir.string());
         xen = XenSession::open(std::ref(log));
-        xen->set_device_model_dir(device_model_dir.string());
+        xen->set_dirs({xen_dir.string(), xen_dir.string()});
         BackupSettings backup;
         backup.listen = {"127.0.0.1", 0};
         server = std::make_unique<BackupServer>(
@@ -80,7 +81,7 @@ struct Pair {
     {
         server->stop();
         xd::reset();
-        std::filesystem::remove_all(device_model_dir);
+        std::filesystem::remove_all(xen_dir);
     }
     Replicator::Connect connect()
     {
@@ -221,6 +222,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     Pair pair;
     const auto domid = make_domain();
     std::vector<std::uint8_t> committed;
+    std::string device_model;
     {
         XenGuest guest(pair.xen, find_domain(*pair.xen, "web01"));
         CHECK(guest.memory_size() == 4096 * kPageSize);
@@ -248,6 +250,8 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
         require_standby_equals_domain(pair.registry, domid);
         xd::stop_workload(domid); // the domain stays as the standby has it
         committed = xd::memory(domid);
+        device_model = xd::device_model_state(domid);
+        CHECK_THAT(device_model, Catch::StartsWith("QEVM") && Catch::EndsWith("(qmp)"));
         replicator.stop("test: unprotect");
         CHECK_FALSE(xd::log_dirty_enabled(domid));
         CHECK(xd::pause_count(domid) == 0);
@@ -256,14 +260,17 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     xd::destroy_domain(domid);
     auto [guest, new_domid] = activate_standby(pair);
     CHECK(new_domid != domid);
+    CHECK(xd::restored(new_domid)); // by Xen's restore
     CHECK(xd::context_loaded(new_domid));
     CHECK(xd::pause_count(new_domid) == 0); // unpaused
-    auto expected = committed; // the xenstore ring starts empty here, as in Xen's restore
-    std::memset(expected.data() + 4095 * kPageSize, 0, kPageSize);
+    // Its device model starts from QEMU's state at the committed epoch, saved
+    // through QMP while the domain was paused.
+    CHECK(xd::emulator_context(new_domid) == device_model);
+    auto expected = committed; // the console and xenstore rings start empty here, as Xen's restore does
+    std::memset(expected.data() + 4094 * kPageSize, 0, 2 * kPageSize);
     const auto filled = xd::memory(new_domid);
     REQUIRE(filled.size() == expected.size());
     CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
-    CHECK(xd::grant_seed(new_domid) == std::pair<std::uint64_t, std::uint64_t>{4094, 4095});
     CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
     CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
     // The CPU it had on the primary, and its TSC, as of the committed epoch.
@@ -309,7 +316,6 @@ TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels 
             while (xd::counter(domid) == at && std::chrono::steady_clock::now() < until)
                 std::this_thread::sleep_for(1ms);
             CHECK(xd::counter(domid) > at); // it runs on after each checkpoint
-            CHECK(xd::suspend_result(domid) == 1); // and was told its suspend was cancelled
         }
         CHECK(xd::suspend_count(domid) >= 3);
         replicator.freeze(10s);
@@ -318,6 +324,7 @@ TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels 
         CHECK_THAT(device_model, Catch::StartsWith("QEVM"));
         replicator.stop("test: unprotect");
         CHECK_FALSE(xd::suspended(domid));
+        CHECK(xd::suspend_result(domid) == 1); // its last suspend was cancelled: it goes on here
         CHECK_FALSE(xd::log_dirty_enabled(domid));
     }
     xd::destroy_domain(domid);
@@ -497,18 +504,6 @@ TEST_CASE("Xen: a PVH standby becomes a domain through Xen's own restore, from a
     check_with_xen_verifier(xd::last_restore_stream(), "Libxc Record: HVM context");
 }
 
-TEST_CASE("Xen: a restore that Xen refuses stops the activation with libxl's error, and leaves no domain", "[xen]")
-{
-    Pair pair(8, "pvh"); // 8 MiB on the backup, 16 MiB on the primary
-    const auto domid = make_domain(4096, {2000, 2001, 2002}, "pvh");
-    committed_then_lost(pair, domid);
-    auto standby = pair.registry.take("web01");
-    REQUIRE(standby);
-    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("libxl_domain_create_restore for web01 failed"));
-    CHECK_THAT(xd::last_restore_error(), Catch::Contains("out of memory"));
-    CHECK(xd::domid_of("web01") == 0);
-}
-
 TEST_CASE("Xen: an error from any Xen call stops protection with a clear message and leaves log-dirty off", "[xen]")
 {
     struct Case {
@@ -536,6 +531,26 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     CHECK(xd::pause_count(domid) == 0); // left running
     replicator.stop("test over");
     CHECK(xd::exists(domid));
+}
+
+TEST_CASE("Xen: QEMU refusing to save its devices stops protection with its reason, and the domain runs on", "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    XenGuest guest(pair.xen, domid);
+    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    xd::fail_call("qmp:xen-save-devices-state", EIO);
+    const auto error = wait_for_error(replicator);
+    INFO(pair.log.all());
+    CHECK_THAT(error, Catch::Contains("domain web01: saving its device model's state: QEMU refused "
+                                      "xen-save-devices-state (QMP socket " +
+                                      (pair.xen_dir / ("qmp-libxl-" + std::to_string(domid))).string() +
+                                      "): GenericError: Failed to save device state"));
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    CHECK(xd::pause_count(domid) == 0);
+    replicator.stop("test over");
 }
 
 TEST_CASE("Xen: enabling log-dirty is refused: protection does not start, and says why", "[xen]")
@@ -631,7 +646,8 @@ TEST_CASE("Xen: domains are found by name or domid; PV domains and unknown names
                                                      Catch::Contains("Dom0"));
 }
 
-TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is not activated, and nothing is left behind",
+TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is refused by Xen's restore, and nothing is left "
+          "behind",
           "[xen]")
 {
     Pair pair(8); // 8 MiB on the backup, 16 MiB on the primary
@@ -639,8 +655,9 @@ TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is not activ
     committed_then_lost(pair, domid);
     auto standby = pair.registry.take("web01");
     REQUIRE(standby);
-    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("differs from the primary's"));
-    CHECK(xd::domid_of("web01") == 0); // the half-built domain was destroyed
+    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("libxl_domain_create_restore for web01 failed"));
+    CHECK_THAT(xd::last_restore_error(), Catch::Contains("out of memory"));
+    CHECK(xd::domid_of("web01") == 0); // Xen's restore left no domain
 }
 
 TEST_CASE("Xen: a standby needs a fixed MAC for every vif", "[xen]")

@@ -54,7 +54,7 @@ std::string config_text(const Scratch &s, const std::string &node, bool listen, 
     return "[daemon]\nnode = " + node + "\ncontrol_socket = " + (s.dir / (node + ".sock")).string() +
            "\nstate_dir = " + (s.dir / node).string() + "\ndrbdsetup = " + source("tests/support/fake-drbdsetup") +
            "\ndrbdadm = " + source("tests/support/fake-drbdadm") + "\nnetbuf_setup = " + source("scripts/netbuf-setup") +
-           "\nxen_lib_dir = " + s.dir.string() +
+           "\nxen_lib_dir = " + s.dir.string() + "\nxen_run_dir = " + s.dir.string() +
            "\n[replication]\npsk_file = " + (s.dir / "key").string() + "\ninterval_ms = 20\n" +
            (listen ? "listen = 127.0.0.1:7300\n" : "") + "[guest web01]\nbackend = xen\nxl_config = " +
            (s.dir / "web01.cfg").string() + "\n" + guest_extra;
@@ -183,7 +183,7 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
                                             Catch::Contains("disks 1-single-0, /srv/other.img; the file lists") &&
                                             Catch::Contains("disks 1-single-0"));
             xd::reset(); // the domain as the xl.cfg describes it
-            xd::set_device_model_dir(scratch.dir.string()); // as xen_lib_dir in the config
+            xd::set_xen_dirs(scratch.dir.string(), scratch.dir.string()); // as xen_lib_dir, xen_run_dir
             spec.disk_targets = {"1-single-0"};
             (void)wrong;
             const auto domid = xd::create_domain(spec);

@@ -1,6 +1,9 @@
 // TEST DOUBLE: see xen_double.h. The C entry points at the end have the
 // signatures of Debian's libxen-dev 4.17 headers, which this file includes.
 #include "tests/support/xen_double/xen_double.h"
+#include "tests/support/xen_double/fake_qmp.h"
+
+#include <fstream>
 
 #include <algorithm>
 #include <atomic>
@@ -59,7 +62,6 @@ struct Domain {
     std::set<std::uint64_t> holes;
     std::map<std::uint32_t, std::uint64_t> params;
     bool context_loaded = false;
-    std::pair<std::uint64_t, std::uint64_t> grant_seed{0, 0};
 
     std::mutex step_mutex; // held for one workload step; a pause takes it
     std::condition_variable step_cv;
@@ -72,7 +74,9 @@ struct Domain {
     bool restored = false;                       // built by libxl_domain_create_restore
     std::uint64_t populated = 0;                 // frames its restore populated
     std::vector<std::uint8_t> emulator_context;  // its EMULATOR_CONTEXT record
-    std::string device_model_state;              // what its last suspend saved of QEMU
+    std::string device_model_state;              // what its device model saved last
+    unsigned device_model_saves = 0;
+    std::unique_ptr<FakeQmp> qmp;                // its device model's monitor (HVM)
     TscInfo tsc;
     std::atomic<std::uint64_t> counter{0};
     std::thread vcpu;
@@ -97,7 +101,8 @@ struct Vanish {
 std::map<std::string, Vanish> g_vanish;
 std::size_t g_map_limit = 0;
 std::string g_restore_error;
-std::string g_device_model_dir;
+std::string g_device_model_dir; // XEN_LIB_DIR
+std::string g_run_dir;          // XEN_RUN_DIR
 std::vector<std::uint8_t> g_last_stream;
 std::uint32_t g_host_max_leaf = 0x16;
 std::uint32_t g_host_leaf1_ecx = 0xffffffff;
@@ -233,6 +238,7 @@ void stop_vcpu(Domain &d)
 
 void release(const std::shared_ptr<Domain> &d)
 {
+    d->qmp.reset();
     stop_vcpu(*d);
     for (auto &slot : g_slots)
         if (slot.base.load() == d->view) {
@@ -251,6 +257,19 @@ void protect_all(Domain &d)
     for (auto &w : d.dirty)
         w.store(0);
     mprotect(d.view, d.spec.pages * kPage, PROT_READ);
+}
+
+// What the device model saves of itself: a stand-in in QEMU's file format's
+// magic that names the moment (the domain's step) and the way.
+void save_device_model(Domain &d, const std::string &path, const char *way)
+{
+    std::lock_guard lock(g_mutex);
+    ++d.device_model_saves;
+    const std::string state = "QEVM device state of domain " + std::to_string(d.domid) + " at step " +
+                              std::to_string(d.counter.load()) + ", save " + std::to_string(d.device_model_saves) +
+                              " (" + way + ")";
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << state;
+    d.device_model_state = state;
 }
 
 std::string make_context(const Domain &d)
@@ -315,9 +334,32 @@ std::uint32_t create_domain(const DomainSpec &spec)
     }
     if (!slotted)
         throw std::runtime_error("xen double: too many domains");
-    std::lock_guard lock(g_mutex);
-    d->domid = g_next_domid++;
-    g_domains[d->domid] = d;
+    std::string run_dir;
+    {
+        std::lock_guard lock(g_mutex);
+        d->domid = g_next_domid++;
+        g_domains[d->domid] = d;
+        run_dir = g_run_dir;
+    }
+    if (spec.type == "hvm" && !run_dir.empty()) {
+        std::weak_ptr<Domain> weak = d;
+        d->qmp = std::make_unique<FakeQmp>(
+            run_dir + "/qmp-libxl-" + std::to_string(d->domid),
+            [weak](const std::string &command, const google::protobuf::Struct &arguments) -> std::string {
+                auto dom = weak.lock();
+                if (command != "xen-save-devices-state" || !dom)
+                    return R"({"error": {"class": "CommandNotFound", "desc": "The command )" + command +
+                           R"( has not been found"}})";
+                if (intercept("qmp:xen-save-devices-state"))
+                    return R"({"error": {"class": "GenericError", "desc": "Failed to save device state"}})";
+                const auto it = arguments.fields().find("filename");
+                const auto live = arguments.fields().find("live");
+                if (it == arguments.fields().end() || live == arguments.fields().end() || live->second.bool_value())
+                    return R"({"error": {"class": "GenericError", "desc": "expected filename and live = false"}})";
+                save_device_model(*dom, it->second.string_value(), "qmp");
+                return R"({"return": {}})";
+            });
+    }
     return d->domid;
 }
 
@@ -439,10 +481,11 @@ bool restored(std::uint32_t domid)
     return d && d->restored;
 }
 
-void set_device_model_dir(const std::string &dir)
+void set_xen_dirs(const std::string &lib, const std::string &run)
 {
     std::lock_guard lock(g_mutex);
-    g_device_model_dir = dir;
+    g_device_model_dir = lib;
+    g_run_dir = run;
 }
 
 std::string device_model_state(std::uint32_t domid)
@@ -517,12 +560,6 @@ std::uint64_t suspend_result(std::uint32_t domid)
         return 0;
     std::lock_guard lock(d->step_mutex);
     return d->suspend_result;
-}
-
-std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid)
-{
-    auto d = find(domid);
-    return d ? d->grant_seed : std::pair<std::uint64_t, std::uint64_t>{0, 0};
 }
 
 bool context_loaded(std::uint32_t domid)
@@ -610,6 +647,7 @@ void reset()
         g_restore_error.clear();
         g_last_stream.clear();
         g_device_model_dir.clear();
+        g_run_dir.clear();
     }
     for (auto &[id, d] : doomed)
         release(d);
@@ -864,22 +902,6 @@ int xc_clear_domain_pages(xc_interface *, uint32_t domid, unsigned long dst_pfn,
     return 0;
 }
 
-int xc_dom_gnttab_seed(xc_interface *, uint32_t guest_domid, bool is_hvm, xen_pfn_t console_gfn,
-                       xen_pfn_t xenstore_gfn, uint32_t, uint32_t)
-{
-    if (xd::intercept("xc_dom_gnttab_seed"))
-        return -1;
-    auto d = xd::require(guest_domid);
-    if (!d)
-        return -1;
-    if (!is_hvm) {
-        errno = EINVAL;
-        return -1;
-    }
-    d->grant_seed = {console_gfn, xenstore_gfn};
-    return 0;
-}
-
 int xc_hvm_param_get(xc_interface *, uint32_t dom, uint32_t param, uint64_t *value)
 {
     if (xd::intercept("xc_hvm_param_get"))
@@ -889,17 +911,6 @@ int xc_hvm_param_get(xc_interface *, uint32_t dom, uint32_t param, uint64_t *val
         return -1;
     auto it = d->params.find(param);
     *value = it == d->params.end() ? 0 : it->second;
-    return 0;
-}
-
-int xc_hvm_param_set(xc_interface *, uint32_t dom, uint32_t param, uint64_t value)
-{
-    if (xd::intercept("xc_hvm_param_set"))
-        return -1;
-    auto d = xd::require(dom);
-    if (!d)
-        return -1;
-    d->params[param] = value;
     return 0;
 }
 
@@ -1469,21 +1480,14 @@ int libxl_domain_suspend_only(libxl_ctx *, uint32_t domid, const libxl_asyncop_h
         ++d->suspend_count;
     }
     // An HVM domain's device model saves its state, as libxl has QEMU do
-    // (xen-save-devices-state): here a stand-in that names the moment.
-    std::lock_guard lock(xd::g_mutex);
-    if (d->spec.type == "hvm" && !xd::g_device_model_dir.empty()) {
-        const std::string state = "QEVM device state of domain " + std::to_string(domid) + " at step " +
-                                  std::to_string(d->counter.load()) + ", suspend " + std::to_string(d->suspend_count);
-        const auto path = xd::g_device_model_dir + "/qemu-save." + std::to_string(domid);
-        std::FILE *f = std::fopen(path.c_str(), "wb");
-        if (!f || std::fwrite(state.data(), 1, state.size(), f) != state.size()) {
-            if (f)
-                std::fclose(f);
-            return ERROR_FAIL;
-        }
-        std::fclose(f);
-        d->device_model_state = state;
+    // (xen-save-devices-state) into XEN_LIB_DIR/qemu-save.DOMID.
+    std::string lib;
+    {
+        std::lock_guard lock(xd::g_mutex);
+        lib = xd::g_device_model_dir;
     }
+    if (d->spec.type == "hvm" && !lib.empty())
+        xd::save_device_model(*d, lib + "/qemu-save." + std::to_string(domid), "libxl suspend");
     return 0;
 }
 

@@ -85,19 +85,20 @@ struct TscInfo {
 // QEMU would fail to start). The bytes of the last stream it read, and why
 // it refused it ("" if it did not).
 [[nodiscard]] bool restored(std::uint32_t domid);
-// Where libxl_domain_suspend_only writes an HVM domain's device model state
-// (DIR/qemu-save.DOMID, as libxl does under /var/lib/xen); "": nowhere, as
-// when the domain has no device model. What it wrote last, and what a
-// restored domain's device model started from (its EMULATOR_CONTEXT).
-void set_device_model_dir(const std::string &dir);
+// Xen's directories for the HVM domains created from now on: `lib`, where
+// libxl_domain_suspend_only writes the device model's state
+// (lib/qemu-save.DOMID), and `run`, where each HVM domain's device model
+// serves QMP (run/qmp-libxl-DOMID, fake_qmp.h), which saves its state with
+// xen-save-devices-state. "": no device model anywhere. What was saved
+// last, and what a restored domain's device model started from (its
+// EMULATOR_CONTEXT).
+void set_xen_dirs(const std::string &lib, const std::string &run);
 [[nodiscard]] std::string device_model_state(std::uint32_t domid);
 [[nodiscard]] std::string emulator_context(std::uint32_t domid);
 [[nodiscard]] std::uint64_t populated_frames(std::uint32_t domid);
 [[nodiscard]] std::vector<std::uint8_t> last_restore_stream();
 [[nodiscard]] std::string last_restore_error();
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
-// (console gfn, xenstore gfn) given to xc_dom_gnttab_seed; (0, 0) if never.
-[[nodiscard]] std::pair<std::uint64_t, std::uint64_t> grant_seed(std::uint32_t domid);
 // Turns log-dirty on as a device model tracking video RAM would.
 void enable_log_dirty_behind_our_back(std::uint32_t domid);
 
