@@ -201,10 +201,48 @@ void XenGuest::free_bitmap() noexcept
     bitmap_buffer_.reset();
 }
 
+std::uint64_t XenGuest::ram_pages_now() const
+{
+    xc_dominfo_t info{};
+    const int n = xc_domain_getinfo(xen_->xc(), facts_.domid, 1, &info);
+    if (n < 0)
+        throw_xen_error("xc_domain_getinfo", facts_.domid, errno);
+    if (n == 0 || info.domid != facts_.domid)
+        throw_xen_error("xc_domain_getinfo", facts_.domid, ESRCH);
+    return info.nr_pages;
+}
+
+void XenGuest::follow_memory_changes()
+{
+    // A balloon driver gives frames back or takes new ones: which frames are
+    // RAM changed, and a kept mapping still shows the old answer (new frames
+    // read as zeros, given-back ones stay mapped). Map again.
+    const auto now = ram_pages_now();
+    if (now == ram_pages_)
+        return;
+    xen_pfn_t max_gpfn = 0;
+    if (xc_domain_maximum_gpfn(xen_->xc(), facts_.domid, &max_gpfn) != 0)
+        throw_xen_error("xc_domain_maximum_gpfn", facts_.domid, errno);
+    if (static_cast<std::uint64_t>(max_gpfn) >= facts_.pages)
+        throw XenError("domain " + facts_.name + " now has frames up to " + std::to_string(max_gpfn) +
+                           ", past the " + std::to_string(facts_.pages) +
+                           " it had when protection started (memory added beyond maxmem?): protect it again",
+                       ERANGE);
+    xen_->log("domain " + facts_.name + ": its memory changed from " + std::to_string(ram_pages_) + " to " +
+              std::to_string(now) + " pages (ballooning): finding its RAM frames and mapping them again");
+    if (per_batch_) {
+        find_not_ram();
+    } else {
+        unmap_all();
+        map_all();
+    }
+}
+
 void XenGuest::harvest_dirty(DirtyBitmap &into)
 {
     if (!log_dirty_)
         throw XenError("domain " + facts_.name + ": dirty pages asked for while log-dirty is off", EINVAL);
+    follow_memory_changes();
     xc_shadow_op_stats_t stats{};
     const long long got = xc_logdirty_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
                                               bitmap_buffer_.get(), facts_.pages, 0, &stats);
@@ -215,6 +253,7 @@ void XenGuest::harvest_dirty(DirtyBitmap &into)
 
 void XenGuest::map_all()
 {
+    ram_pages_ = ram_pages_now();
     std::uint64_t holes = 0;
     for (std::uint64_t first = 0; first < facts_.pages; first += kMapChunkPages) {
         Mapping m;
@@ -254,6 +293,7 @@ void XenGuest::find_not_ram()
 {
     // Mapping per batch: each frame is mapped once, as Xen's save does, to
     // learn which are not RAM.
+    ram_pages_ = ram_pages_now();
     not_ram_.Clear();
     std::vector<xen_pfn_t> frames(kBatchPages);
     std::vector<int> err(kBatchPages);

@@ -59,6 +59,8 @@ class XenGuest final : public Guest {
         std::vector<int> err; // per page: 0 mapped, else not RAM (read as zeros)
     };
     void map_all();
+    [[nodiscard]] std::uint64_t ram_pages_now() const;
+    void follow_memory_changes();
     void find_not_ram();
     void note_not_ram(std::uint64_t pfn);
     void unmap_all() noexcept;
@@ -70,6 +72,7 @@ class XenGuest final : public Guest {
     DomainFacts facts_;
     proto::XenCpuState cpu_policy_; // CPUID and MSR policy: fixed once the domain has run
     google::protobuf::RepeatedPtrField<proto::PfnRange> not_ram_; // frames that are not RAM, in runs
+    std::uint64_t ram_pages_ = 0; // the domain's page count when they were found
     CheckpointWay way_;
     bool paused_by_us_ = false;
     bool suspended_by_us_ = false;

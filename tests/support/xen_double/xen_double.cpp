@@ -377,6 +377,22 @@ void destroy_domain(std::uint32_t domid)
     release(d);
 }
 
+void balloon(std::uint32_t domid, const std::vector<std::uint64_t> &out, const std::vector<std::uint64_t> &in)
+{
+    auto d = find(domid);
+    if (!d)
+        return;
+    std::lock_guard lock(d->step_mutex); // between two steps of its vCPU
+    static const std::uint8_t zeros[kPage] = {};
+    for (auto pfn : out)
+        d->holes.insert(pfn);
+    for (auto pfn : in) {
+        d->holes.erase(pfn);
+        if (::pwrite(d->memfd, zeros, kPage, static_cast<off_t>(pfn * kPage)) != static_cast<ssize_t>(kPage))
+            throw std::runtime_error("xen double: zeroing a ballooned-in frame");
+    }
+}
+
 bool exists(std::uint32_t domid)
 {
     return find(domid) != nullptr;
@@ -668,6 +684,7 @@ void *map_frames(std::uint32_t domid, int prot, size_t count, const xen_pfn_t *a
     auto d = xd::require(domid);
     if (!d)
         return nullptr;
+    std::lock_guard holes_stable(d->step_mutex);
     {
         std::lock_guard lock(xd::g_mutex);
         if (xd::g_map_limit && count > xd::g_map_limit) {
@@ -743,6 +760,31 @@ int xc_domain_unpause(xc_interface *, uint32_t domid)
     }
     d->step_cv.notify_all();
     return 0;
+}
+
+// As Xen's getdomaininfo: the first domain from first_domid on.
+int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_doms, xc_dominfo_t *info)
+{
+    if (xd::intercept("xc_domain_getinfo"))
+        return -1;
+    std::shared_ptr<xd::Domain> d;
+    {
+        std::lock_guard lock(xd::g_mutex);
+        auto it = xd::g_domains.lower_bound(first_domid);
+        if (it == xd::g_domains.end() || max_doms == 0)
+            return 0;
+        d = it->second;
+    }
+    std::lock_guard lock(d->step_mutex);
+    *info = xc_dominfo_t{};
+    info->domid = d->domid;
+    info->hvm = d->spec.type != "pv";
+    info->paused = d->pause_count > 0;
+    info->nr_pages = d->spec.pages - d->holes.size();
+    info->max_memkb = d->spec.pages * 4;
+    info->nr_online_vcpus = d->spec.vcpus;
+    info->max_vcpu_id = d->spec.vcpus - 1;
+    return 1;
 }
 
 int xc_domain_maximum_gpfn(xc_interface *, uint32_t domid, xen_pfn_t *gpfns)

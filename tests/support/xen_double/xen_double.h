@@ -46,6 +46,9 @@ void set_host_cpu(std::uint32_t max_leaf, std::uint32_t leaf1_ecx);
 
 // Creates a running domain; returns its domid (from 1 up).
 std::uint32_t create_domain(const DomainSpec &spec);
+// Its balloon driver gives frames `out` back to Xen and takes `in` (zeroed):
+// they stop or start being RAM.
+void balloon(std::uint32_t domid, const std::vector<std::uint64_t> &out, const std::vector<std::uint64_t> &in);
 // The domain disappears at once, as if destroyed by someone else.
 void destroy_domain(std::uint32_t domid);
 [[nodiscard]] bool exists(std::uint32_t domid);
