@@ -1,11 +1,13 @@
 #include "checkpoint/xen/xen_guest.h"
 
+#include "checkpoint/stream/record.h"
 #include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sys/mman.h>
@@ -449,17 +451,26 @@ proto::DeviceState XenGuest::save_devices() const
 
 std::string XenGuest::read_device_model_state(const std::string &path) const
 {
-    constexpr std::uintmax_t kMaxState = 64 << 20; // QEMU's device state, without guest RAM: well under this
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    // QEMU's device state without guest RAM (tens of KiB); it travels in the
+    // epoch's DeviceState record, whose header the stream limits.
+    constexpr std::size_t kMaxState = kMaxHeaderBytes - 4096;
+    std::error_code error;
+    const auto size = std::filesystem::file_size(path, error);
+    if (error)
         throw XenError("domain " + facts_.name + ": its device model's saved state is not in " + path + ": " +
-                           std::strerror(errno),
-                       errno ? errno : ENOENT);
-    std::string state((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (state.empty() || state.size() > kMaxState)
-        throw XenError("domain " + facts_.name + ": " + path + " holds " + std::to_string(state.size()) +
-                           " bytes, not a device model state",
-                       EINVAL);
+                           error.message(),
+                       error.value());
+    if (size == 0)
+        throw XenError("domain " + facts_.name + ": " + path + " is empty, not a device model state", EINVAL);
+    if (size > kMaxState)
+        throw XenError("domain " + facts_.name + ": its device model state (" + path + ") is " +
+                           std::to_string(size) + " bytes, more than the " + std::to_string(kMaxState) +
+                           " a checkpoint carries",
+                       EFBIG);
+    std::ifstream in(path, std::ios::binary);
+    std::string state(static_cast<std::size_t>(size), '\0');
+    if (!in.read(state.data(), static_cast<std::streamsize>(size)))
+        throw XenError("domain " + facts_.name + ": reading " + path + " failed", EIO);
     return state;
 }
 

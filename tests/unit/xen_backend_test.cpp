@@ -583,21 +583,31 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     CHECK(xd::exists(domid));
 }
 
-TEST_CASE("Xen: QEMU refusing to save its devices stops protection with its reason, and the domain runs on", "[xen]")
+TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, or it is too large for a checkpoint) stops "
+          "protection with the reason, and the domain runs on",
+          "[xen]")
 {
+    const bool refused = GENERATE(true, false);
     Pair pair;
     const auto domid = make_domain();
     XenGuest guest(pair.xen, domid);
     Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
     replicator.start();
     REQUIRE(replicator.wait_protected(20s));
-    xd::fail_call("qmp:xen-save-devices-state", EIO);
+    if (refused)
+        xd::fail_call("qmp:xen-save-devices-state", EIO);
+    else
+        xd::pad_device_model_state(2 << 20);
     const auto error = wait_for_error(replicator);
     INFO(pair.log.all());
-    CHECK_THAT(error, Catch::Contains("domain web01: saving its device model's state: QEMU refused "
-                                      "xen-save-devices-state (QMP socket " +
-                                      (pair.xen_dir / ("qmp-libxl-" + std::to_string(domid))).string() +
-                                      "): GenericError: Failed to save device state"));
+    if (refused)
+        CHECK_THAT(error, Catch::Contains("domain web01: saving its device model's state: QEMU refused "
+                                          "xen-save-devices-state (QMP socket " +
+                                          (pair.xen_dir / ("qmp-libxl-" + std::to_string(domid))).string() +
+                                          "): GenericError: Failed to save device state"));
+    else
+        CHECK_THAT(error, Catch::Contains("domain web01: its device model state (") &&
+                              Catch::Contains("bytes, more than the 1044480 a checkpoint carries"));
     CHECK_FALSE(xd::log_dirty_enabled(domid));
     CHECK(xd::pause_count(domid) == 0);
     replicator.stop("test over");

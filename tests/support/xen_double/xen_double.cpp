@@ -103,6 +103,7 @@ std::size_t g_map_limit = 0;
 std::string g_restore_error;
 std::string g_device_model_dir; // XEN_LIB_DIR
 std::string g_run_dir;          // XEN_RUN_DIR
+std::size_t g_device_model_padding = 0;
 std::vector<std::uint8_t> g_last_stream;
 std::uint32_t g_host_max_leaf = 0x16;
 std::uint32_t g_host_leaf1_ecx = 0xffffffff;
@@ -268,7 +269,7 @@ void save_device_model(Domain &d, const std::string &path, const char *way)
     const std::string state = "QEVM device state of domain " + std::to_string(d.domid) + " at step " +
                               std::to_string(d.counter.load()) + ", save " + std::to_string(d.device_model_saves) +
                               " (" + way + ")";
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << state;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << state << std::string(g_device_model_padding, '\0');
     d.device_model_state = state;
 }
 
@@ -497,6 +498,12 @@ bool restored(std::uint32_t domid)
     return d && d->restored;
 }
 
+void pad_device_model_state(std::size_t bytes)
+{
+    std::lock_guard lock(g_mutex);
+    g_device_model_padding = bytes;
+}
+
 void set_xen_dirs(const std::string &lib, const std::string &run)
 {
     std::lock_guard lock(g_mutex);
@@ -664,6 +671,7 @@ void reset()
         g_last_stream.clear();
         g_device_model_dir.clear();
         g_run_dir.clear();
+        g_device_model_padding = 0;
     }
     for (auto &[id, d] : doomed)
         release(d);

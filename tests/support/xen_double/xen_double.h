@@ -96,6 +96,8 @@ struct TscInfo {
 // last, and what a restored domain's device model started from (its
 // EMULATOR_CONTEXT).
 void set_xen_dirs(const std::string &lib, const std::string &run);
+// Device model states saved from now on are this many bytes longer.
+void pad_device_model_state(std::size_t bytes);
 [[nodiscard]] std::string device_model_state(std::uint32_t domid);
 [[nodiscard]] std::string emulator_context(std::uint32_t domid);
 [[nodiscard]] std::uint64_t populated_frames(std::uint32_t domid);
