@@ -168,6 +168,11 @@ TEST_CASE("a Xen guest section names its xl.cfg, which is read and checked at st
                                               key_file().string() + "\n",
                                           "x.conf"),
                       Catch::Contains("xen_lib_dir: 'var/lib/xen' is not an absolute path"));
+    CHECK(c.xen_run_dir == "/var/run/xen"); // where QEMU's QMP sockets are
+    CHECK_THROWS_WITH(parse_daemon_config("[daemon]\nnode = a\nxen_run_dir = run/xen\n[replication]\npsk_file = " +
+                                              key_file().string() + "\n",
+                                          "x.conf"),
+                      Catch::Contains("xen_run_dir: 'run/xen' is not an absolute path"));
     const std::string web01 = "[guest web01]\nbackend = xen\nxl_config = " + (dir / "web01.cfg").string() + "\n";
     CHECK(parse_daemon_config(base() + web01 + "checkpoint = suspend\n", "x.conf").guests.at(0).checkpoint_way ==
           xen::CheckpointWay::suspend);

@@ -1033,7 +1033,10 @@ int libxl_domain_info(libxl_ctx *, libxl_dominfo *info_r, uint32_t domid)
                           : d->spec.type == "pvh" ? LIBXL_DOMAIN_TYPE_PVH
                                                   : LIBXL_DOMAIN_TYPE_HVM;
     info_r->max_memkb = d->spec.pages * 4;
-    info_r->current_memkb = (d->spec.pages - d->holes.size()) * 4;
+    {
+        std::lock_guard holes_stable(d->step_mutex);
+        info_r->current_memkb = (d->spec.pages - d->holes.size()) * 4;
+    }
     info_r->vcpu_max_id = d->spec.vcpus - 1;
     info_r->vcpu_online = d->spec.vcpus;
     std::lock_guard lock(d->step_mutex);
