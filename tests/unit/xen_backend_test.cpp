@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,9 +21,12 @@ extern "C" {
 #include "checkpoint/replicator.h"
 #include "checkpoint/stream/socket_link.h"
 #include "checkpoint/stream/tcp.h"
+#include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/xen_guest.h"
+#include "checkpoint/xen/qmp_client.h"
 #include "checkpoint/xen/xen_standby.h"
 #include "tests/support/log_lines.h"
+#include "tests/support/xen_double/fake_qmp.h"
 #include "tests/support/xen_double/xen_double.h"
 
 using namespace understudy;
@@ -755,4 +761,40 @@ TEST_CASE("Xen: a standby refuses CPU state that is not its domain's, before any
     bad.Clear();
     bad.mutable_kvm();
     CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("not the state of a Xen domain"));
+}
+
+TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the devices: no socket, not QMP, silence",
+          "[xen]")
+{
+    const auto dir = std::filesystem::temp_directory_path() / ("understudy-qmp-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const auto socket = (dir / "qmp-libxl-7").string();
+    const auto file = (dir / "state").string();
+    CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 1s),
+                      Catch::Contains("cannot connect to QEMU's QMP socket " + socket) &&
+                          Catch::Contains("No such file or directory"));
+    {
+        // Something that answers, but is not QEMU's monitor: it never greets.
+        UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener.get(), 1) == 0);
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 300ms),
+                          Catch::Contains("QEMU did not answer in time"));
+        CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+        ::unlink(socket.c_str());
+    }
+    {
+        // A monitor that refuses the save says so with QEMU's words.
+        xd::FakeQmp qmp(socket, [](const std::string &, const google::protobuf::Struct &) {
+            return std::string(R"({"error": {"class": "GenericError", "desc": "No space left on device"}})");
+        });
+        CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 2s),
+                          Catch::Contains("QEMU refused xen-save-devices-state") &&
+                              Catch::Contains("GenericError: No space left on device"));
+    }
+    std::filesystem::remove_all(dir);
 }
