@@ -41,7 +41,9 @@ std::string age_text(double seconds)
     return out.str();
 }
 
-std::string table(const proto::StatusReply &s)
+} // namespace
+
+std::string status_table(const proto::StatusReply &s)
 {
     std::ostringstream out;
     out << "understudyd on " << s.node() << (s.insecure() ? "  (INSECURE replication: benchmarks only)" : "")
@@ -115,8 +117,6 @@ std::string table(const proto::StatusReply &s)
     }
     return out.str();
 }
-
-} // namespace
 
 int protect_command(const std::string &program, const std::vector<std::string> &args)
 {
@@ -207,7 +207,7 @@ int status_command(const std::string &program, const std::vector<std::string> &a
         } else {
             if (every > 0)
                 std::cout << "\033[H\033[2J";
-            std::cout << table(response.status()) << std::flush;
+            std::cout << status_table(response.status()) << std::flush;
         }
         if (every <= 0)
             return 0;

@@ -6,7 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "proto/control.pb.h"
+
 namespace understudy::cli {
+
+// What `understudy status` prints: a row per guest (with its checkpoint way,
+// disks and held output underneath), the pair's state, a row per standby.
+[[nodiscard]] std::string status_table(const proto::StatusReply &status);
 
 // Each returns the process exit status: 0 done, 1 the daemon refused or
 // failed (its reason printed), 2 bad options or no daemon to ask.

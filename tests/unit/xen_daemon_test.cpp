@@ -18,6 +18,7 @@
 #include <fstream>
 #include <thread>
 
+#include "dom0d/cli/control_commands.h"
 #include "dom0d/daemon/daemon.h"
 #include "tests/support/xen_double/xen_double.h"
 
@@ -237,6 +238,14 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             REQUIRE(status.disks_size() == 1);
             CHECK_THAT(status.disks(0), Catch::Contains("DRBD resource 1-single-0 replicates; protocol C") &&
                                             Catch::Contains("up to one epoch ahead of memory"));
+            // What `understudy status` prints for it.
+            const auto table = cli::status_table(primary.status());
+            INFO(table);
+            CHECK_THAT(table, Catch::Contains("web01") && Catch::Contains("primary"));
+            CHECK_THAT(table, Catch::Contains(way == "suspend" ? "  checkpoint: suspend (through the guest's PV drivers)"
+                                                               : "  checkpoint: pause (xc_domain_pause)"));
+            CHECK_THAT(table, Catch::Contains("  disk xvda (1-single-0): DRBD resource 1-single-0 replicates; protocol C"));
+            CHECK_THAT(table, Catch::Contains("  output (tap-redirect): held until acked"));
 
             // Unprotect: log-dirty off, the redirect gone; then again by domid.
             REQUIRE(guest_request(primary, "unprotect", "web01").ok());
