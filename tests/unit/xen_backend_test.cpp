@@ -220,6 +220,42 @@ std::pair<std::unique_ptr<Guest>, std::uint32_t> activate_standby(Pair &pair)
     return {std::move(guest), domid};
 }
 
+// The domain built from the standby runs on from where the standby was: its
+// vCPU's steps go on from the restored counter.
+void check_runs_on(std::uint32_t domid)
+{
+    const auto resumed_at = xd::counter(domid);
+    xd::start_workload(domid, 50us);
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (xd::counter(domid) == resumed_at && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
+    CHECK(xd::counter(domid) > resumed_at);
+}
+
+// The CPU state of a one-vCPU HVM domain, as far as a standby checks it.
+proto::CpuState plausible_hvm_state()
+{
+    proto::CpuState cpu;
+    cpu.mutable_xen()->set_domain_type("hvm");
+    cpu.mutable_xen()->set_vcpus(1);
+    cpu.mutable_xen()->set_hvm_context(std::string(64, '\0'));
+    return cpu;
+}
+
+// The domain Xen's restore built holds the committed memory, but for the
+// rings Xen's restore clears (console, xenstore), and its vCPU is where the
+// committed memory says it was; its xenstore page is where it was.
+void check_restored_as_committed(std::uint32_t domid, const std::vector<std::uint8_t> &committed)
+{
+    auto expected = committed;
+    std::memset(expected.data() + 4094 * kPageSize, 0, 2 * kPageSize);
+    const auto filled = xd::memory(domid);
+    REQUIRE(filled.size() == expected.size());
+    CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
+    CHECK(xd::counter(domid) == xd::stored_counter_in(committed.data()));
+    CHECK(xd::params(domid).at(HVM_PARAM_STORE_PFN) == 4095);
+}
+
 } // namespace
 
 TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every acked epoch, and fails over",
@@ -272,13 +308,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     // Its device model starts from QEMU's state at the committed epoch, saved
     // through QMP while the domain was paused.
     CHECK(xd::emulator_context(new_domid) == device_model);
-    auto expected = committed; // the console and xenstore rings start empty here, as Xen's restore does
-    std::memset(expected.data() + 4094 * kPageSize, 0, 2 * kPageSize);
-    const auto filled = xd::memory(new_domid);
-    REQUIRE(filled.size() == expected.size());
-    CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
-    CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
-    CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
+    check_restored_as_committed(new_domid, committed);
     // The CPU it had on the primary, and its TSC, as of the committed epoch.
     CHECK(xd::cpu_policy_set(new_domid));
     CHECK(xd::cpuid_leaf1_ecx(new_domid) == xd::DomainSpec{}.cpuid_leaf1_ecx);
@@ -286,10 +316,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
           xd::TscInfo{0, xd::DomainSpec{}.tsc_khz, 1, xd::stored_counter_in(committed.data()) * 1000});
     CHECK(guest->name() == "web01");
     // It runs on from where the standby was.
-    const auto resumed_at = xd::counter(new_domid);
-    xd::start_workload(new_domid, 50us);
-    std::this_thread::sleep_for(20ms);
-    CHECK(xd::counter(new_domid) > resumed_at);
+    check_runs_on(new_domid);
 }
 
 TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels the suspend; the copy activated "
@@ -344,10 +371,7 @@ TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels 
     CHECK(xd::emulator_context(new_domid) == device_model);
     check_with_xen_verifier(xd::last_restore_stream(), "Libxl Record: Emulator context");
     CHECK_FALSE(xd::suspended(new_domid));
-    const auto resumed_at = xd::counter(new_domid);
-    xd::start_workload(new_domid, 50us);
-    std::this_thread::sleep_for(20ms);
-    CHECK(xd::counter(new_domid) > resumed_at);
+    check_runs_on(new_domid);
 }
 
 TEST_CASE("Xen: checkpoint = suspend on a guest that does not suspend stops protection with the reason, and the "
@@ -439,10 +463,7 @@ TEST_CASE("Xen: CPU features the backup lacks are masked at failover, and the lo
 TEST_CASE("Xen: a standby refuses a malformed CPU policy, TSC mode or map of frames that are not RAM", "[xen]")
 {
     XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); }, nullptr);
-    proto::CpuState cpu;
-    cpu.mutable_xen()->set_domain_type("hvm");
-    cpu.mutable_xen()->set_vcpus(1);
-    cpu.mutable_xen()->set_hvm_context(std::string(64, '\0'));
+    proto::CpuState cpu = plausible_hvm_state();
     cpu.mutable_xen()->set_cpuid_policy(std::string(24 * 3, '\0'));
     cpu.mutable_xen()->set_msr_policy(std::string(16, '\0'));
     cpu.mutable_xen()->mutable_tsc()->set_mode(2);
@@ -491,20 +512,10 @@ TEST_CASE("Xen: a PVH standby becomes a domain through Xen's own restore, from a
     CHECK(xd::pause_count(new_domid) == 0); // unpaused after the restore
     // Every RAM frame populated, the three that are not RAM left out.
     CHECK(xd::populated_frames(new_domid) == 4096 - 3);
-    // Memory as committed, but for the rings Xen's restore clears (console, xenstore).
-    auto expected = committed;
-    std::memset(expected.data() + 4094 * kPageSize, 0, 2 * kPageSize);
-    const auto filled = xd::memory(new_domid);
-    REQUIRE(filled.size() == expected.size());
-    CHECK(std::memcmp(filled.data(), expected.data(), filled.size()) == 0);
-    CHECK(xd::counter(new_domid) == xd::stored_counter_in(committed.data()));
-    CHECK(xd::params(new_domid).at(HVM_PARAM_STORE_PFN) == 4095);
+    check_restored_as_committed(new_domid, committed);
     CHECK(xd::cpu_policy_set(new_domid));
     CHECK(xd::tsc_info(new_domid).khz == xd::DomainSpec{}.tsc_khz);
-    const auto resumed_at = xd::counter(new_domid);
-    xd::start_workload(new_domid, 50us);
-    std::this_thread::sleep_for(20ms);
-    CHECK(xd::counter(new_domid) > resumed_at);
+    check_runs_on(new_domid);
 
     // The same bytes through Xen's own checker of migration streams.
     check_with_xen_verifier(xd::last_restore_stream(), "Libxc Record: HVM context");
@@ -740,10 +751,7 @@ TEST_CASE("Xen: a standby needs a fixed MAC for every vif", "[xen]")
 TEST_CASE("Xen: a standby refuses CPU state that is not its domain's, before anything is committed", "[xen]")
 {
     XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); }, nullptr);
-    proto::CpuState cpu;
-    cpu.mutable_xen()->set_domain_type("hvm");
-    cpu.mutable_xen()->set_vcpus(1);
-    cpu.mutable_xen()->set_hvm_context(std::string(64, '\0'));
+    proto::CpuState cpu = plausible_hvm_state();
     cpu.mutable_xen()->add_params()->set_index(HVM_PARAM_STORE_PFN);
     CHECK(standby.cpu_problem(cpu).empty());
     auto bad = cpu;

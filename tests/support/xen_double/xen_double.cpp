@@ -207,6 +207,15 @@ std::shared_ptr<Domain> require(std::uint32_t domid)
     return d;
 }
 
+// A C entry point's start: the call counted (and failed if injected), then
+// its domain (ESRCH if there is none). Null: return -1, errno set.
+std::shared_ptr<Domain> enter(const std::string &call, std::uint32_t domid)
+{
+    if (intercept(call))
+        return nullptr;
+    return require(domid);
+}
+
 void vcpu_loop(Domain *d)
 {
     std::unique_lock lock(d->step_mutex);
@@ -741,9 +750,7 @@ int xc_interface_close(xc_interface *xch)
 
 int xc_domain_pause(xc_interface *, uint32_t domid)
 {
-    if (xd::intercept("xc_domain_pause"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_pause", domid);
     if (!d)
         return -1;
     std::lock_guard lock(d->step_mutex); // waits for the step in progress
@@ -753,9 +760,7 @@ int xc_domain_pause(xc_interface *, uint32_t domid)
 
 int xc_domain_unpause(xc_interface *, uint32_t domid)
 {
-    if (xd::intercept("xc_domain_unpause"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_unpause", domid);
     if (!d)
         return -1;
     {
@@ -797,9 +802,7 @@ int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_dom
 
 int xc_domain_maximum_gpfn(xc_interface *, uint32_t domid, xen_pfn_t *gpfns)
 {
-    if (xd::intercept("xc_domain_maximum_gpfn"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_maximum_gpfn", domid);
     if (!d)
         return -1;
     *gpfns = d->spec.pages - 1;
@@ -808,9 +811,7 @@ int xc_domain_maximum_gpfn(xc_interface *, uint32_t domid, xen_pfn_t *gpfns)
 
 int xc_shadow_control(xc_interface *, uint32_t domid, unsigned int sop, unsigned int *, unsigned int)
 {
-    if (xd::intercept("xc_shadow_control"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_shadow_control", domid);
     if (!d)
         return -1;
     switch (sop) {
@@ -835,9 +836,7 @@ int xc_shadow_control(xc_interface *, uint32_t domid, unsigned int sop, unsigned
 long long xc_logdirty_control(xc_interface *, uint32_t domid, unsigned int sop, xc_hypercall_buffer_t *dirty_bitmap,
                               unsigned long pages, unsigned int, xc_shadow_op_stats_t *stats)
 {
-    if (xd::intercept("xc_logdirty_control"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_logdirty_control", domid);
     if (!d)
         return -1;
     if (!d->log_dirty || (sop != XEN_DOMCTL_SHADOW_OP_CLEAN && sop != XEN_DOMCTL_SHADOW_OP_PEEK) || !dirty_bitmap ||
@@ -882,9 +881,7 @@ void xc__hypercall_buffer_free_pages(xc_interface *, xc_hypercall_buffer_t *b, i
 
 int xc_domain_hvm_getcontext(xc_interface *, uint32_t domid, uint8_t *ctxt_buf, uint32_t size)
 {
-    if (xd::intercept("xc_domain_hvm_getcontext"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_hvm_getcontext", domid);
     if (!d)
         return -1;
     std::lock_guard lock(d->step_mutex);
@@ -901,9 +898,7 @@ int xc_domain_hvm_getcontext(xc_interface *, uint32_t domid, uint8_t *ctxt_buf, 
 
 int xc_domain_hvm_setcontext(xc_interface *, uint32_t domid, uint8_t *hvm_ctxt, uint32_t size)
 {
-    if (xd::intercept("xc_domain_hvm_setcontext"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_hvm_setcontext", domid);
     if (!d)
         return -1;
     std::string context(reinterpret_cast<const char *>(hvm_ctxt), size);
@@ -933,9 +928,7 @@ int xc_domain_hvm_setcontext(xc_interface *, uint32_t domid, uint8_t *hvm_ctxt, 
 
 int xc_clear_domain_pages(xc_interface *, uint32_t domid, unsigned long dst_pfn, int num)
 {
-    if (xd::intercept("xc_clear_domain_pages"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_clear_domain_pages", domid);
     if (!d)
         return -1;
     if (num < 0 || dst_pfn + static_cast<unsigned long>(num) > d->spec.pages) {
@@ -954,9 +947,7 @@ int xc_clear_domain_pages(xc_interface *, uint32_t domid, unsigned long dst_pfn,
 
 int xc_hvm_param_get(xc_interface *, uint32_t dom, uint32_t param, uint64_t *value)
 {
-    if (xd::intercept("xc_hvm_param_get"))
-        return -1;
-    auto d = xd::require(dom);
+    auto d = xd::enter("xc_hvm_param_get", dom);
     if (!d)
         return -1;
     auto it = d->params.find(param);
@@ -1363,9 +1354,7 @@ int xc_version(xc_interface *, int cmd, void *)
 int xc_domain_get_tsc_info(xc_interface *, uint32_t domid, uint32_t *tsc_mode, uint64_t *elapsed_nsec,
                            uint32_t *gtsc_khz, uint32_t *incarnation)
 {
-    if (xd::intercept("xc_domain_get_tsc_info"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_domain_get_tsc_info", domid);
     if (!d)
         return -1;
     std::lock_guard lock(xd::g_mutex);
@@ -1373,19 +1362,6 @@ int xc_domain_get_tsc_info(xc_interface *, uint32_t domid, uint32_t *tsc_mode, u
     *elapsed_nsec = d->counter.load() * 1000; // time moves with the workload
     *gtsc_khz = d->tsc.khz;
     *incarnation = d->tsc.incarnation;
-    return 0;
-}
-
-int xc_domain_set_tsc_info(xc_interface *, uint32_t domid, uint32_t tsc_mode, uint64_t elapsed_nsec,
-                           uint32_t gtsc_khz, uint32_t incarnation)
-{
-    if (xd::intercept("xc_domain_set_tsc_info"))
-        return -1;
-    auto d = xd::require(domid);
-    if (!d)
-        return -1;
-    std::lock_guard lock(xd::g_mutex);
-    d->tsc = xd::TscInfo{tsc_mode, gtsc_khz, incarnation, elapsed_nsec};
     return 0;
 }
 
@@ -1410,9 +1386,7 @@ int xc_cpu_policy_get_size(xc_interface *, uint32_t *nr_leaves, uint32_t *nr_msr
 
 int xc_cpu_policy_get_domain(xc_interface *, uint32_t domid, xc_cpu_policy_t *policy)
 {
-    if (xd::intercept("xc_cpu_policy_get_domain"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_cpu_policy_get_domain", domid);
     if (!d)
         return -1;
     std::lock_guard lock(xd::g_mutex);
@@ -1490,9 +1464,7 @@ int xc_set_domain_cpu_policy(xc_interface *, uint32_t domid, uint32_t nr_leaves,
                              uint32_t nr_msrs, xen_msr_entry_t *msrs, uint32_t *err_leaf_p, uint32_t *err_subleaf_p,
                              uint32_t *err_msr_p)
 {
-    if (xd::intercept("xc_set_domain_cpu_policy"))
-        return -1;
-    auto d = xd::require(domid);
+    auto d = xd::enter("xc_set_domain_cpu_policy", domid);
     if (!d)
         return -1;
     std::lock_guard lock(xd::g_mutex);
