@@ -3,29 +3,21 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <thread>
 
 extern "C" {
 #include <libxl.h>
 #include <xenctrl.h>
-#include <xenforeignmemory.h>
-#include <xenguest.h>
-#include <xen/hvm/params.h>
 }
 
-#include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/unique_fd.h"
+#include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/xen/domain_config.h"
 #include "checkpoint/xen/restore_stream.h"
 #include "checkpoint/xen/xen_guest.h"
 
 namespace understudy::xen {
-
-namespace {
-
-} // namespace
 
 std::string standby_config_problem(const XlConfig &config)
 {
@@ -93,11 +85,12 @@ std::unique_ptr<Guest> XenStandby::activate()
 {
     if (!cpu() || !cpu()->has_xen())
         throw std::runtime_error("standby of " + name() + " holds no Xen CPU state (no checkpoint committed)");
-    if (before_create_)
-        before_create_();
+    // Refused before anything changes here (the disks are promoted next).
     if (config_.type == "hvm" && (!devices() || devices()->xen_device_model().empty()))
         throw std::runtime_error("standby of HVM domain " + name() + " holds no device model (QEMU) state, which "
                                  "Xen's restore starts QEMU from; the primary sends it with every checkpoint");
+    if (before_create_)
+        before_create_();
     auto xen = open_xen_();
     // Built by Xen's own restore from a migration stream of the standby.
     const std::uint32_t domid = restore_paused(*xen);

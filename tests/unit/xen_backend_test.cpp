@@ -193,17 +193,27 @@ void check_with_xen_verifier(const std::vector<std::uint8_t> &stream, const std:
     CHECK(said.find(expect) != std::string::npos);
 }
 
+// A domain protected by a Replicator toward the pair's backup, up to its
+// first acked epoch.
+struct Protection {
+    XenGuest guest;
+    Replicator replicator;
+    Protection(Pair &pair, std::uint32_t domid)
+        : guest(pair.xen, domid), replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log))
+    {
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+    }
+};
+
 // Protects the domain up to one frozen acked checkpoint, ends protection,
 // and destroys the domain, as when the primary dies.
 void committed_then_lost(Pair &pair, std::uint32_t domid)
 {
     {
-        XenGuest guest(pair.xen, domid);
-        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-        replicator.start();
-        REQUIRE(replicator.wait_protected(20s));
-        replicator.freeze(10s);
-        replicator.stop("test over");
+        Protection protection(pair, domid);
+        protection.replicator.freeze(10s);
+        protection.replicator.stop("test over");
     }
     xd::destroy_domain(domid);
 }
@@ -589,10 +599,8 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     INFO(c.call << " fails with " << std::strerror(c.error));
     Pair pair;
     const auto domid = make_domain();
-    XenGuest guest(pair.xen, domid);
-    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-    replicator.start();
-    REQUIRE(replicator.wait_protected(20s));
+    Protection protection(pair, domid);
+    auto &replicator = protection.replicator;
     xd::fail_call(c.call, c.error);
     const auto error = wait_for_error(replicator);
     INFO(pair.log.all());
@@ -611,10 +619,8 @@ TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, or it is 
     const bool refused = GENERATE(true, false);
     Pair pair;
     const auto domid = make_domain();
-    XenGuest guest(pair.xen, domid);
-    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-    replicator.start();
-    REQUIRE(replicator.wait_protected(20s));
+    Protection protection(pair, domid);
+    auto &replicator = protection.replicator;
     if (refused)
         xd::fail_call("qmp:xen-save-devices-state", EIO);
     else
@@ -677,10 +683,8 @@ TEST_CASE("Xen: log-dirty already on (video RAM tracking) is taken over", "[xen]
     Pair pair;
     const auto domid = make_domain();
     xd::enable_log_dirty_behind_our_back(domid);
-    XenGuest guest(pair.xen, domid);
-    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-    replicator.start();
-    REQUIRE(replicator.wait_protected(20s));
+    Protection protection(pair, domid);
+    auto &replicator = protection.replicator;
     CHECK(pair.log.contains("turning it off and enabling it again"));
     replicator.freeze(10s);
     require_standby_equals_domain(pair.registry, domid);
@@ -692,12 +696,10 @@ TEST_CASE("Xen: when all memory cannot be mapped at once, pages are mapped per b
     Pair pair;
     const auto domid = make_domain();
     xd::limit_map_pages(1024);
-    XenGuest guest(pair.xen, domid);
-    Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
-    replicator.start();
-    REQUIRE(replicator.wait_protected(20s));
+    Protection protection(pair, domid);
+    auto &replicator = protection.replicator;
     CHECK(pair.log.contains("mapping 1024 pages per batch in each epoch instead"));
-    CHECK(guest.mapping_mode() == "a mapping per batch of 1024 pages");
+    CHECK(protection.guest.mapping_mode() == "a mapping per batch of 1024 pages");
     for (int round = 0; round < 2; ++round) {
         std::this_thread::sleep_for(30ms);
         replicator.freeze(10s);
@@ -809,4 +811,14 @@ TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the device
                               Catch::Contains("GenericError: No space left on device"));
     }
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Xen: an HVM standby without device model state is not activated, and its disks are not promoted", "[xen]")
+{
+    bool promoted = false;
+    XenStandby standby(web_config(16), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); },
+                       [&] { promoted = true; });
+    standby.load_cpu(plausible_hvm_state());
+    CHECK_THROWS_WITH(standby.activate(), Catch::Contains("holds no device model (QEMU) state"));
+    CHECK_FALSE(promoted);
 }
