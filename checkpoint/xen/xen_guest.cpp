@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -37,7 +36,7 @@ constexpr std::uint32_t kCarriedParams[] = {
     HVM_PARAM_MCA_CAP,
 };
 
-// A libxl error code with its name ("-16 GUEST_TIMEDOUT").
+// A libxl error code with its name ("-8 guest_timedout").
 std::string libxl_error_text(int rc)
 {
     const char *name = libxl_error_to_string(static_cast<libxl_error>(rc));

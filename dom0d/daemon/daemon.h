@@ -74,6 +74,9 @@ class Daemon {
     void describe(proto::HeartbeatPacket &packet) const;
     [[nodiscard]] std::vector<std::string> standby_names() const;
     [[nodiscard]] std::vector<std::string> protected_names() const;
+    // Gratuitous ARPs in an announcement: [heartbeat]'s garp_count, or its
+    // default without a [heartbeat] section.
+    [[nodiscard]] unsigned garp_count() const;
     void hand_over(const std::string &guest);
     [[nodiscard]] std::vector<std::string> unprotected_actives() const;
     // With mutex_ held: runs here (a relinquished guest does not), and

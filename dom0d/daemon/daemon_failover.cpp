@@ -113,6 +113,11 @@ std::vector<std::string> Daemon::protected_names() const
     return names;
 }
 
+unsigned Daemon::garp_count() const
+{
+    return config_.failover ? config_.failover->garp_count : FailoverConfig{}.garp_count;
+}
+
 void Daemon::announce(const std::string &guest)
 {
     const GuestConfig *g = config_.guest(guest);
@@ -130,7 +135,7 @@ void Daemon::announce(const std::string &guest)
         auto *vm = it == guests_.end() ? nullptr : dynamic_cast<kvm::KvmGuest *>(it->second.guest.get());
         if (!vm)
             return;
-        for (unsigned i = 0; i < (config_.failover ? config_.failover->garp_count : 3u); ++i)
+        for (unsigned i = 0; i < garp_count(); ++i)
             sent += vm->transmit(frame) ? 1 : 0;
     }
     events_.add(guest, "announced",

@@ -184,6 +184,7 @@ void Daemon::announce_xen(const GuestConfig &g)
         }
         const auto frame = gratuitous_arp(cli::parse_mac(nic.mac), ip);
         UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+        const int socket_error = errno;
         sockaddr_ll to{};
         to.sll_family = AF_PACKET;
         to.sll_ifindex = static_cast<int>(if_nametoindex(bridge.c_str()));
@@ -197,11 +198,10 @@ void Daemon::announce_xen(const GuestConfig &g)
         }
         if (!fd) {
             events_.add(g.name, "announced", "no gratuitous ARP for " + first + " on " + bridge +
-                                                 ": cannot open a packet socket: " + std::strerror(errno));
+                                                 ": cannot open a packet socket: " + std::strerror(socket_error));
             continue;
         }
-        const unsigned count = config_.failover ? config_.failover->garp_count : 3;
-        for (unsigned i = 0; i < count; ++i)
+        for (unsigned i = 0; i < garp_count(); ++i)
             sent += ::sendto(fd.get(), frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr *>(&to),
                              sizeof to) == static_cast<ssize_t>(frame.size())
                         ? 1
