@@ -62,6 +62,9 @@ bool all_zero(std::span<const std::uint8_t> page)
     return std::memcmp(page.data(), zeros, kPageSize) == 0;
 }
 
+void write_hvm_end(Bytes &b, const proto::XenCpuState &state);
+void write_pv_end(Bytes &b, const proto::XenPvState &pv);
+
 } // namespace
 
 void write_restore_stream(const RestoreSource &source, const std::function<void(std::span<const std::uint8_t>)> &out)
@@ -69,6 +72,7 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
     if (!source.state || !source.page)
         throw std::invalid_argument("write_restore_stream: no state or pages");
     const auto &state = *source.state;
+    const bool pv = state.domain_type() == "pv";
     Bytes b;
     auto flush = [&] {
         if (!b.data.empty())
@@ -89,18 +93,32 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
     b.be16(0); // little-endian
     b.be16(0);
     b.be32(0);
-    b.le32(kDomainX86Hvm);
+    b.le32(pv ? kDomainX86Pv : kDomainX86Hvm);
     b.le16(12); // page shift
     b.le16(0);
     b.le32(source.xen_major);
     b.le32(source.xen_minor);
 
-    // Static data first: the CPU the domain had.
+    // Static data first: for PV its width, then the CPU the domain had.
+    if (pv) {
+        Bytes info;
+        info.raw("\x08\x04", 2); // guest width 8 bytes, 4 page table levels
+        info.raw("\0\0\0\0\0\0", 6);
+        record(b, kX86PvInfo, info.data);
+    }
     if (!state.cpuid_policy().empty())
         record(b, kCpuidPolicy, state.cpuid_policy());
     if (!state.msr_policy().empty())
         record(b, kMsrPolicy, state.msr_policy());
     record(b, kStaticDataEnd, std::string());
+    if (pv) { // where the guest's p2m is, which Xen's restore rewrites
+        Bytes frames;
+        frames.le32(0);
+        frames.le32(static_cast<std::uint32_t>(state.pv().max_pfn()));
+        for (auto pfn : state.pv().p2m_frames())
+            frames.le64(pfn);
+        record(b, kX86PvP2mFrames, frames.data);
+    }
     flush();
 
     // Memory: every RAM frame, in batches; frames that are all zeros only
@@ -109,6 +127,10 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
     for (const auto &r : state.not_ram())
         for (std::uint64_t p = r.first(); p < r.first() + r.count() && p < source.pages; ++p)
             ram[p] = false;
+    std::vector<std::uint8_t> types(pv ? source.pages : 0, 0); // PV page tables, by pfn
+    for (auto entry : state.pv().page_tables())
+        if ((entry & kPfnMask) < types.size())
+            types[entry & kPfnMask] = static_cast<std::uint8_t>(entry >> 60);
     std::vector<std::uint64_t> pfns;
     std::vector<std::span<const std::uint8_t>> data;
     auto page_batch = [&] {
@@ -155,10 +177,11 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
         const auto page = source.page(pfn);
         if (page.size() != kPageSize)
             throw std::logic_error("write_restore_stream: page " + std::to_string(pfn) + " is not 4 KiB");
-        if (all_zero(page)) {
+        const std::uint64_t type = pv ? types[pfn] : kTypeNotab;
+        if (type == kTypeNotab && all_zero(page)) {
             pfns.push_back(pfn | kTypeXalloc << 60);
         } else {
-            pfns.push_back(pfn | kTypeNotab << 60);
+            pfns.push_back(pfn | type << 60);
             data.push_back(page);
         }
         if (pfns.size() == kBatchPages)
@@ -176,15 +199,11 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
         tsc.le32(0);
         record(b, kTscInfo, tsc.data);
     }
-    Bytes params;
-    params.le32(static_cast<std::uint32_t>(state.params_size()));
-    params.le32(0);
-    for (const auto &p : state.params()) {
-        params.le64(p.index());
-        params.le64(p.value());
+    if (pv) {
+        write_pv_end(b, state.pv());
+    } else {
+        write_hvm_end(b, state);
     }
-    record(b, kHvmParams, params.data);
-    record(b, kHvmContext, state.hvm_context());
     record(b, kEnd, std::string());
     flush();
     if (!source.device_model.empty()) {
@@ -197,5 +216,45 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
     record(b, kLibxlEnd, std::string());
     flush();
 }
+
+namespace {
+
+void write_hvm_end(Bytes &b, const proto::XenCpuState &state)
+{
+    Bytes params;
+    params.le32(static_cast<std::uint32_t>(state.params_size()));
+    params.le32(0);
+    for (const auto &p : state.params()) {
+        params.le64(p.index());
+        params.le64(p.value());
+    }
+    record(b, kHvmParams, params.data);
+    record(b, kHvmContext, state.hvm_context());
+}
+
+// A vCPU record: its id, then the blob.
+void vcpu_record(Bytes &b, std::uint32_t type, std::uint32_t id, const std::string &blob)
+{
+    if (blob.empty())
+        return; // Xen's save leaves out what a vCPU does not have
+    Bytes r;
+    r.le32(id);
+    r.le32(0);
+    r.raw(blob.data(), blob.size());
+    record(b, type, r.data);
+}
+
+void write_pv_end(Bytes &b, const proto::XenPvState &pv)
+{
+    record(b, kSharedInfo, pv.shared_info());
+    for (const auto &v : pv.vcpus()) {
+        vcpu_record(b, kX86PvVcpuBasic, v.id(), v.basic());
+        vcpu_record(b, kX86PvVcpuExtended, v.id(), v.extended());
+        vcpu_record(b, kX86PvVcpuXsave, v.id(), v.xsave());
+        vcpu_record(b, kX86PvVcpuMsrs, v.id(), v.msrs());
+    }
+}
+
+} // namespace
 
 } // namespace understudy::xen

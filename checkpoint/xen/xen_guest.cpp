@@ -2,6 +2,8 @@
 
 #include "checkpoint/stream/record.h"
 #include "checkpoint/xen/cpu_policy.h"
+#include "checkpoint/xen/pv_page_table.h"
+#include "checkpoint/xen/pv_state.h"
 #include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
@@ -25,6 +27,7 @@ namespace {
 
 constexpr std::uint64_t kMapChunkPages = 32768; // 128 MiB per foreign mapping
 constexpr std::size_t kBatchPages = 1024;       // per-batch mode
+constexpr std::uint64_t kPfnBits = 0x000fffffffffffff; // a pfn, below the page type in bits 60-63
 constexpr std::chrono::milliseconds kQmpTimeout{5000}; // QEMU saving its devices: milliseconds, normally
 
 constexpr std::uint32_t kCarriedParams[] = {
@@ -59,13 +62,64 @@ XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, Checkpo
     : xen_(std::move(xen)), facts_(describe_domain(*xen_, domid)), way_(way)
 {
     if (facts_.type == "pv")
-        throw XenError("domain " + facts_.name + " is a PV guest: its page tables hold machine frame numbers of "
-                       "this host, which understudy does not yet rewrite for the backup (Xen does it in "
-                       "xg_sr_save_x86_pv.c); protect HVM or PVH guests (type = \"hvm\" or \"pvh\" in xl.cfg)",
-                       EOPNOTSUPP);
-    if (facts_.type != "hvm" && facts_.type != "pvh")
+        open_pv();
+    else if (facts_.type != "hvm" && facts_.type != "pvh")
         throw XenError("domain " + facts_.name + " has a domain type understudy does not know", EOPNOTSUPP);
     read_cpu_policy(*xen_, facts_.domid, cpu_policy_);
+}
+
+void XenGuest::open_pv()
+{
+    if (way_ != CheckpointWay::suspend)
+        throw XenError("domain " + facts_.name + " is a PV guest, which needs checkpoint = suspend: Xen's restore "
+                       "finds a PV guest's start info page through the record its suspend leaves (vCPU 0's rdx), "
+                       "so only a suspended PV guest can be restored on the backup",
+                       EINVAL);
+    unsigned width = 0;
+    if (xc_domain_get_guest_width(xen_->xc(), facts_.domid, &width) != 0)
+        throw_xen_error("xc_domain_get_guest_width", facts_.domid, errno);
+    if (width != 8)
+        throw XenError("domain " + facts_.name + " is a " + std::to_string(width * 8) +
+                           "-bit PV guest; understudy protects 64-bit PV guests (and HVM and PVH of any width)",
+                       EOPNOTSUPP);
+    xc_dominfo_t info{};
+    const int n = xc_domain_getinfo(xen_->xc(), facts_.domid, 1, &info);
+    if (n != 1 || info.domid != facts_.domid)
+        throw_xen_error("xc_domain_getinfo", facts_.domid, n < 0 ? errno : ESRCH);
+    xen_pfn_t frame = info.shared_info_frame;
+    int err = 0;
+    shared_info_ = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, 1, &frame, &err);
+    if (!shared_info_ || err != 0) {
+        const int error = shared_info_ ? -err : errno;
+        if (shared_info_)
+            xenforeignmemory_unmap(xen_->foreign(), shared_info_, 1);
+        shared_info_ = nullptr;
+        throw_xen_error("xenforeignmemory_map (shared info frame " + std::to_string(frame) + ")", facts_.domid, error);
+    }
+    pv_ = true;
+    // Its p2m is read when protection starts (read_p2m): a guest just
+    // restored publishes it again only once it runs.
+}
+
+void XenGuest::read_p2m()
+{
+    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info());
+    if (now.max_pfn + 1 != facts_.pages)
+        throw XenError("PV domain " + facts_.name + ": its p2m covers " + std::to_string(now.max_pfn + 1) +
+                           " frames, Xen says it has " + std::to_string(facts_.pages),
+                       ERANGE);
+    if (now.mfns != p2m_.mfns)
+        unmap_all(); // mapped again below, through the p2m as it is now
+    p2m_ = std::move(now);
+    page_tables_.clear(); // the first copy reads every page's type again
+    read_again_.clear();
+    if (!types_buffer_)
+        types_buffer_ = std::make_unique<HypercallBuffer>(xen_->xc(), kTypeBatch * sizeof(xen_pfn_t));
+}
+
+const shared_info_x86_64 &XenGuest::shared_info() const
+{
+    return *static_cast<const shared_info_x86_64 *>(shared_info_);
 }
 
 XenGuest::~XenGuest()
@@ -76,6 +130,8 @@ XenGuest::~XenGuest()
         xen_->log("domain " + facts_.name + ": " + e.what());
     }
     unmap_all();
+    if (shared_info_)
+        xenforeignmemory_unmap(xen_->foreign(), shared_info_, 1);
     if (paused_by_us_ && xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         xen_->log("domain " + facts_.name + ": xc_domain_unpause failed: " + std::strerror(errno));
     if (suspended_by_us_)
@@ -180,6 +236,10 @@ void XenGuest::enable_dirty_log()
         }
         log_dirty_ = true;
     }
+    if (pv_)
+        read_p2m();
+    if (per_batch_ && pv_)
+        find_not_ram();
     if (mappings_.empty() && !per_batch_)
         map_all();
 }
@@ -217,7 +277,10 @@ void XenGuest::follow_memory_changes()
 {
     // A balloon driver gives frames back or takes new ones: which frames are
     // RAM changed, and a kept mapping still shows the old answer (new frames
-    // read as zeros, given-back ones stay mapped). Map again.
+    // read as zeros, given-back ones stay mapped). Map again. (A PV guest's
+    // own p2m says which frames it has: follow_pv_p2m.)
+    if (pv_)
+        return;
     const auto now = ram_pages_now();
     if (now == ram_pages_)
         return;
@@ -250,6 +313,62 @@ void XenGuest::harvest_dirty(DirtyBitmap &into)
     if (got < 0)
         throw_xen_error("xc_logdirty_control(CLEAN)", facts_.domid, errno);
     into.or_words({static_cast<const std::uint64_t *>(bitmap_), bitmap_bytes(facts_.pages) / 8});
+    if (pv_) {
+        follow_pv_p2m(into);
+        for (auto pfn : read_again_)
+            into.set(Pfn{pfn});
+        read_again_.clear();
+    }
+}
+
+void XenGuest::follow_pv_p2m(DirtyBitmap &into)
+{
+    // The guest changes its p2m when it balloons or exchanges frames; it
+    // writes the p2m's pages then, so they are among the dirty ones. Read
+    // it again only then; map again only if it changed.
+    const auto *bits = static_cast<const std::uint64_t *>(bitmap_);
+    auto dirty = [&](std::uint64_t pfn) { return pfn < facts_.pages && (bits[pfn / 64] >> (pfn % 64) & 1); };
+    const auto &arch = shared_info().arch;
+    bool touched = arch.max_pfn != p2m_.max_pfn + 1 || arch.pfn_to_mfn_frame_list_list != p2m_.mfns[p2m_.list_pfns[0]];
+    for (auto pfn : p2m_.leaf_pfns)
+        touched = touched || dirty(pfn);
+    for (auto pfn : p2m_.list_pfns)
+        touched = touched || dirty(pfn);
+    if (!touched)
+        return;
+    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info());
+    if (now.max_pfn + 1 > facts_.pages)
+        throw XenError("PV domain " + facts_.name + " now has frames up to " + std::to_string(now.max_pfn) +
+                           ", past the " + std::to_string(facts_.pages) +
+                           " it had when protection started (memory added beyond maxmem?): protect it again",
+                       ERANGE);
+    if (now.mfns == p2m_.mfns) {
+        p2m_ = std::move(now); // the same frames; its own pages may have moved
+        return;
+    }
+    // Frames that changed hands are read again: a frame the guest took
+    // back in holds what Xen gave it, not what the backup has.
+    std::uint64_t changed = 0;
+    for (std::uint64_t pfn = 0; pfn < facts_.pages; ++pfn) {
+        const auto before = pfn < p2m_.mfns.size() ? p2m_.mfns[pfn] : kNoFrame;
+        const auto after = pfn < now.mfns.size() ? now.mfns[pfn] : kNoFrame;
+        if (before != after) {
+            ++changed;
+            if (after != kNoFrame)
+                into.set(Pfn{pfn});
+            else
+                page_tables_.erase(pfn);
+        }
+    }
+    xen_->log("domain " + facts_.name + ": " + std::to_string(changed) +
+              " frames changed machine frames in its p2m (ballooning): mapping its memory again");
+    p2m_ = std::move(now);
+    if (per_batch_) {
+        find_not_ram();
+    } else {
+        unmap_all();
+        map_all();
+    }
 }
 
 void XenGuest::map_all()
@@ -262,7 +381,7 @@ void XenGuest::map_all()
         m.count = std::min(kMapChunkPages, facts_.pages - first);
         std::vector<xen_pfn_t> pfns(m.count);
         for (std::uint64_t i = 0; i < m.count; ++i)
-            pfns[i] = first + i;
+            pfns[i] = frame_of(first + i);
         m.err.assign(m.count, 0);
         m.base = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, m.count, pfns.data(), m.err.data());
         if (!m.base) {
@@ -296,6 +415,12 @@ void XenGuest::find_not_ram()
     // learn which are not RAM.
     ram_pages_ = ram_pages_now();
     not_ram_.Clear();
+    if (pv_) { // its p2m says
+        for (std::uint64_t pfn = 0; pfn < facts_.pages; ++pfn)
+            if (!p2m_.has_frame(pfn))
+                note_not_ram(pfn);
+        return;
+    }
     std::vector<xen_pfn_t> frames(kBatchPages);
     std::vector<int> err(kBatchPages);
     for (std::uint64_t first = 0; first < facts_.pages; first += kBatchPages) {
@@ -351,6 +476,8 @@ void XenGuest::read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst
             const auto n = std::min(kBatchPages, pfns.size() - i);
             read_batch(pfns.subspan(i, n), dst.data() + i * kPageSize);
         }
+        if (pv_)
+            normalise_pv_pages(pfns, dst.data());
         return;
     }
     for (std::size_t i = 0; i < pfns.size(); ++i) {
@@ -365,6 +492,53 @@ void XenGuest::read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst
         else
             std::memcpy(out, static_cast<const std::uint8_t *>(m.base) + at * kPageSize, kPageSize);
     }
+    if (pv_)
+        normalise_pv_pages(pfns, dst.data());
+}
+
+void XenGuest::normalise_pv_pages(std::span<const Pfn> pfns, std::uint8_t *dst) const
+{
+    // The pages' types now, a batch at a time; page tables are rewritten to
+    // pfns. While the guest runs (the first copy), a page table can be half
+    // updated: it is read again at the next pause, where an entry that is
+    // not the guest's is an error, as in Xen's save.
+    const bool stopped = paused_by_us_ || suspended_by_us_;
+    std::uint64_t frames[kTypeBatch];
+    std::size_t at[kTypeBatch];
+    for (std::size_t first = 0; first < pfns.size();) {
+        std::size_t n = 0;
+        for (; first < pfns.size() && n < kTypeBatch; ++first) {
+            const auto pfn = pfns[first].value;
+            if (!p2m_.has_frame(pfn)) {
+                page_tables_.erase(pfn);
+                continue;
+            }
+            frames[n] = p2m_.mfns[pfn];
+            at[n++] = first;
+        }
+        if (n == 0)
+            continue;
+        read_page_types(*xen_, facts_.domid, *types_buffer_, {frames, n});
+        for (std::size_t k = 0; k < n; ++k) {
+            const auto pfn = pfns[at[k]].value;
+            const auto type = static_cast<std::uint32_t>(frames[k]);
+            const unsigned level = page_table_level(type);
+            if (level == 0) {
+                page_tables_.erase(pfn);
+                continue;
+            }
+            page_tables_[pfn] = type;
+            const auto problem = normalise_page_table({dst + at[k] * kPageSize, kPageSize}, level, p2m_);
+            if (problem.empty())
+                continue;
+            if (stopped)
+                throw XenError("PV domain " + facts_.name + ": page table at frame " + std::to_string(pfn) + ": " +
+                                   problem,
+                               ERANGE);
+            std::memset(dst + at[k] * kPageSize, 0, kPageSize);
+            read_again_.push_back(pfn);
+        }
+    }
 }
 
 void XenGuest::read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const
@@ -374,7 +548,7 @@ void XenGuest::read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const
     for (std::size_t i = 0; i < pfns.size(); ++i) {
         if (pfns[i].value >= facts_.pages)
             throw std::out_of_range("read_pages: pfn " + std::to_string(pfns[i].value) + " is past the guest's memory");
-        frames[i] = pfns[i].value;
+        frames[i] = frame_of(pfns[i].value);
     }
     void *base = xenforeignmemory_map(xen_->foreign(), facts_.domid, PROT_READ, frames.size(), frames.data(), err.data());
     if (!base)
@@ -395,6 +569,14 @@ proto::CpuState XenGuest::save_cpu() const
     auto *x = cpu.mutable_xen();
     x->set_domain_type(facts_.type);
     x->set_vcpus(facts_.vcpus);
+    read_tsc_info(*xen_, facts_.domid, *x);
+    *x->mutable_not_ram() = not_ram_;
+    x->set_cpuid_policy(cpu_policy_.cpuid_policy());
+    x->set_msr_policy(cpu_policy_.msr_policy());
+    if (pv_) {
+        save_pv_state(*x->mutable_pv());
+        return cpu;
+    }
     const int size = xc_domain_hvm_getcontext(xen_->xc(), facts_.domid, nullptr, 0);
     if (size <= 0)
         throw_xen_error("xc_domain_hvm_getcontext (size)", facts_.domid, size < 0 ? errno : EINVAL);
@@ -416,11 +598,31 @@ proto::CpuState XenGuest::save_cpu() const
         p->set_index(index);
         p->set_value(value);
     }
-    read_tsc_info(*xen_, facts_.domid, *x);
-    *x->mutable_not_ram() = not_ram_;
-    x->set_cpuid_policy(cpu_policy_.cpuid_policy());
-    x->set_msr_policy(cpu_policy_.msr_policy());
     return cpu;
+}
+
+void XenGuest::save_pv_state(proto::XenPvState &pv) const
+{
+    pv.set_guest_width(8);
+    pv.set_max_pfn(p2m_.max_pfn);
+    for (auto pfn : p2m_.leaf_pfns)
+        pv.add_p2m_frames(pfn);
+    pv.set_shared_info(std::string(static_cast<const char *>(shared_info_), kPageSize));
+    save_pv_vcpus(*xen_, facts_.domid, facts_.vcpus, p2m_, pv);
+    // Every page table, as read last; a page whose type changed since was
+    // written (Xen marks a page dirty when it becomes or stops being a page
+    // table), so it was read again in this epoch.
+    constexpr std::size_t kMaxTables = (kMaxHeaderBytes - 65536) / 8;
+    if (page_tables_.size() > kMaxTables)
+        throw XenError("PV domain " + facts_.name + " has " + std::to_string(page_tables_.size()) +
+                           " page tables, more than the " + std::to_string(kMaxTables) + " a checkpoint carries",
+                       EFBIG);
+    std::vector<std::uint64_t> tables;
+    tables.reserve(page_tables_.size());
+    for (const auto &[pfn, type] : page_tables_)
+        tables.push_back(pfn | std::uint64_t{type >> 28} << 60);
+    std::sort(tables.begin(), tables.end(), [](auto a, auto b) { return (a & kPfnBits) < (b & kPfnBits); });
+    pv.mutable_page_tables()->Add(tables.begin(), tables.end());
 }
 
 proto::DeviceState XenGuest::save_devices() const
@@ -431,7 +633,7 @@ proto::DeviceState XenGuest::save_devices() const
     proto::DeviceState devices;
     devices.set_format(1);
     if (facts_.type != "hvm")
-        return devices; // PVH: no device model
+        return devices; // PVH and PV: no device model state
     if (way_ == CheckpointWay::suspend) { // libxl had QEMU save it while suspending
         devices.set_xen_device_model(read_device_model_state(xen_->device_model_save_file(facts_.domid)));
         return devices;

@@ -1,19 +1,24 @@
-// A running Xen HVM or PVH domain as the engine's Guest: paused with
+// A running Xen domain (HVM, PVH or 64-bit PV) as the engine's Guest: paused with
 // xc_domain_pause or suspended through its PV drivers (checkpoint_way.h),
 // dirty pages from Xen's log-dirty mode (xc_shadow_control /
 // xc_logdirty_control CLEAN), pages read through one xenforeignmemory mapping
 // of all guest memory kept across epochs (Remus measured mapping to cost as
 // much as copying), CPU and platform state from xc_domain_hvm_getcontext,
 // the HVM parameters, the TSC settings and the CPUID/MSR policy
-// (cpu_policy.h; ARCHITECTURE.md §1). Its disks are replicated by DRBD,
-// not by the engine's disk log.
+// (cpu_policy.h; ARCHITECTURE.md §1). A PV domain's memory is mapped through
+// its own p2m, its page tables leave with machine frames turned into pfns,
+// and its vCPUs are saved as Xen's PV save does (pv_p2m.h, pv_page_table.h,
+// pv_state.h). Its disks are replicated by DRBD, not by the engine's disk log.
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "checkpoint/guest.h"
 #include "checkpoint/xen/checkpoint_way.h"
+#include "checkpoint/xen/hypercall_buffer.h"
+#include "checkpoint/xen/pv_p2m.h"
 #include "checkpoint/xen/xen_session.h"
 
 struct xc_hypercall_buffer;
@@ -23,7 +28,8 @@ namespace understudy::xen {
 class XenGuest final : public Guest {
   public:
     // Opens running domain `domid`. Throws XenError if it is gone, or is a
-    // PV domain (see docs/xen.md: its page tables hold machine frames).
+    // PV domain that cannot be protected (32-bit, checkpoint = pause, a p2m
+    // published only as a virtual list; docs/xen.md says why).
     XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, CheckpointWay way = CheckpointWay::pause);
     // Leaves the domain as it found it: log-dirty off, unpaused (or resumed)
     // if it paused (or suspended) it.
@@ -61,6 +67,17 @@ class XenGuest final : public Guest {
     void map_all();
     [[nodiscard]] std::uint64_t ram_pages_now() const;
     void follow_memory_changes();
+    void open_pv();
+    void read_p2m();
+    void follow_pv_p2m(DirtyBitmap &into);
+    [[nodiscard]] const shared_info_x86_64 &shared_info() const;
+    // The frame a foreign mapping takes: the pfn, or a PV guest's machine frame.
+    [[nodiscard]] std::uint64_t frame_of(std::uint64_t pfn) const
+    {
+        return !pv_ ? pfn : p2m_.has_frame(pfn) ? p2m_.mfns[pfn] : kNoFrame;
+    }
+    void normalise_pv_pages(std::span<const Pfn> pfns, std::uint8_t *dst) const;
+    void save_pv_state(proto::XenPvState &pv) const;
     void find_not_ram();
     void note_not_ram(std::uint64_t pfn);
     void unmap_all() noexcept;
@@ -82,6 +99,17 @@ class XenGuest final : public Guest {
     void *bitmap_ = nullptr; // the hypercall buffer xc_logdirty_control fills
     std::unique_ptr<::xc_hypercall_buffer> bitmap_buffer_;
     std::uint64_t bitmap_pages_ = 0;
+
+    // PV only.
+    bool pv_ = false;
+    PvP2m p2m_;
+    void *shared_info_ = nullptr; // mapped read-only while protected
+    std::unique_ptr<HypercallBuffer> types_buffer_;
+    // Read along with the pages (read_pages is the only place types are
+    // asked for): the frames that are page tables now, and the frames whose
+    // page table could not be normalised while the guest ran (read again).
+    mutable std::unordered_map<std::uint64_t, std::uint32_t> page_tables_;
+    mutable std::vector<std::uint64_t> read_again_;
 };
 
 // The HVM parameters carried with the CPU state: the ones Xen's own save

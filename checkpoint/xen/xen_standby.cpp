@@ -14,6 +14,7 @@ extern "C" {
 #include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/xen/domain_config.h"
+#include "checkpoint/xen/pv_state.h"
 #include "checkpoint/xen/restore_stream.h"
 #include "checkpoint/xen/xen_guest.h"
 
@@ -26,8 +27,6 @@ std::string standby_config_problem(const XlConfig &config)
             return "vif " + std::to_string(i) + " of " + config.name +
                    " has no mac= in its xl.cfg; give it the primary's MAC, or the standby's NIC gets another "
                    "address and clients lose it at failover";
-    if (config.type == "pv")
-        return config.name + " is a PV guest; understudy protects HVM and PVH guests (see docs/xen.md)";
     return "";
 }
 
@@ -45,8 +44,14 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     const auto &x = cpu.xen();
     if (x.domain_type() != config_.type)
         return "a " + x.domain_type() + " domain, while " + name() + " is " + config_.type + " here";
-    if (x.hvm_context().size() < 24 || x.hvm_context().size() > kMaxContext)
+    if (x.domain_type() == "pv") {
+        if (!x.has_pv())
+            return "a PV domain's state without its PV part";
+        if (auto problem = pv_state_problem(x.pv(), pages(), config_.vcpus); !problem.empty())
+            return problem;
+    } else if (x.hvm_context().size() < 24 || x.hvm_context().size() > kMaxContext) {
         return "an HVM context of " + std::to_string(x.hvm_context().size()) + " bytes";
+    }
     if (x.vcpus() == 0 || x.vcpus() > config_.vcpus)
         return std::to_string(x.vcpus()) + " vCPUs, while its xl.cfg here gives it " + std::to_string(config_.vcpus);
     const auto carried = carried_hvm_params();
@@ -102,7 +107,9 @@ std::unique_ptr<Guest> XenStandby::activate()
             throw XenError("libxl_domain_unpause of new domain " + std::to_string(domid) + " failed (libxl error " +
                                std::to_string(rc) + ")",
                            EIO);
-        return std::make_unique<XenGuest>(xen, domid);
+        // A PV guest is protected by suspending it (XenGuest says why).
+        return std::make_unique<XenGuest>(xen, domid,
+                                          config_.type == "pv" ? CheckpointWay::suspend : CheckpointWay::pause);
     } catch (...) {
         xen->log("domain " + name() + ": activation failed; destroying the half-built domain " + std::to_string(domid));
         libxl_domain_destroy(xen->libxl(), domid, nullptr);

@@ -137,7 +137,7 @@ int protect_command(const std::string &program, const std::vector<std::string> &
                   << "Starts replicating GUEST to the understudyd on HOST: a full copy first, then a\n"
                   << "checkpoint every interval. `understudy status` shows when it is protected.\n"
                   << "GUEST is a kvm guest running under this host's understudyd, or, on a Xen Dom0, an xl\n"
-                  << "domain by name or domid (HVM or PVH; it needs a [guest NAME] section with\n"
+                  << "domain by name or domid (HVM, PVH or 64-bit PV; it needs a [guest NAME] section with\n"
                   << "backend = xen on both hosts, and its writable disks on DRBD; see docs/xen.md).\n\n"
                   << o;
         return 0;

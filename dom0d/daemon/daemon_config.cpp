@@ -114,13 +114,21 @@ GuestConfig parse_xen_guest(const std::string &name, const Section &s)
         throw ConfigError(s.where() + ".xl_config: " + *path + " names the domain '" + g.xl->name +
                           "', not '" + name + "'");
     g.allow_unreplicated_disk = s.flag("allow_unreplicated_disk", false);
-    const auto way = s.text("checkpoint", "pause");
+    // A PV guest can only be checkpointed suspended (XenGuest says why):
+    // that is its default, and pause is refused here, before anything runs.
+    const bool pv = g.xl->type == "pv";
+    const auto way = s.text("checkpoint", pv ? "suspend" : "pause");
     if (auto parsed = xen::parse_checkpoint_way(way))
         g.checkpoint_way = *parsed;
     else
         throw ConfigError(s.where() + ".checkpoint: '" + way +
                           "' is neither pause (xc_domain_pause; the guest does not notice) nor suspend (through the "
                           "guest's PV drivers, which then reconnect on the backup after a failover)");
+    if (pv && g.checkpoint_way == xen::CheckpointWay::pause)
+        throw ConfigError(s.where() + ".checkpoint: pause cannot protect " + name +
+                          ", a PV guest (type = \"pv\" in " + *path +
+                          "): Xen's restore needs the record its suspend leaves; use checkpoint = suspend (the "
+                          "default for PV guests)");
     return g;
 }
 

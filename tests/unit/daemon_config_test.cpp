@@ -176,6 +176,16 @@ TEST_CASE("a Xen guest section names its xl.cfg, which is read and checked at st
     const std::string web01 = "[guest web01]\nbackend = xen\nxl_config = " + (dir / "web01.cfg").string() + "\n";
     CHECK(parse_daemon_config(base() + web01 + "checkpoint = suspend\n", "x.conf").guests.at(0).checkpoint_way ==
           xen::CheckpointWay::suspend);
+    {
+        std::ofstream(dir / "legacy.cfg") << "name = \"legacy\"\ntype = \"pv\"\nmemory = 256\n"
+                                             "vif = [ 'mac=00:16:3e:00:00:09,bridge=xenbr0' ]\n";
+        const std::string legacy = "[guest legacy]\nbackend = xen\nxl_config = " + (dir / "legacy.cfg").string() + "\n";
+        CHECK(parse_daemon_config(base() + legacy, "x.conf").guests.at(0).checkpoint_way ==
+              xen::CheckpointWay::suspend); // a PV guest's default
+        CHECK_THROWS_WITH(parse_daemon_config(base() + legacy + "checkpoint = pause\n", "x.conf"),
+                          Catch::Contains("pause cannot protect legacy, a PV guest") &&
+                              Catch::Contains("use checkpoint = suspend"));
+    }
     CHECK_THROWS_WITH(parse_daemon_config(base() + web01 + "checkpoint = freeze\n", "x.conf"),
                       Catch::Contains("[guest web01] (backend = xen).checkpoint: 'freeze' is neither pause") &&
                           Catch::Contains("nor suspend"));

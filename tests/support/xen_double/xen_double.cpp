@@ -2,6 +2,7 @@
 // signatures of Debian's libxen-dev 4.17 headers, which this file includes.
 #include "tests/support/xen_double/xen_double.h"
 #include "tests/support/xen_double/fake_qmp.h"
+#include "tests/support/xen_double/pv_layout.h"
 
 #include <fstream>
 
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <signal.h>
 #include <sys/mman.h>
@@ -83,7 +85,19 @@ struct Domain {
     bool stop = false;
     std::chrono::microseconds step{100};
 
-    explicit Domain(std::uint64_t pages) : dirty((pages + 63) / 64) {}
+    // PV only: its machine frames, layout, page types by pfn, shared info
+    // page (the page after its memory in the memfd), the frames its
+    // workload leaves alone, and what a restore loaded into vCPU 0.
+    pv::Frames frames;
+    pv::Layout layout;
+    std::vector<std::uint32_t> types;
+    shared_info_x86_64 *shared_info = nullptr;
+    std::set<std::uint64_t> reserved;
+    vcpu_guest_context_x86_64_t restored_vcpu0{};
+    unsigned pins = 0;
+
+    explicit Domain(std::uint64_t pages) : dirty((pages + 63) / 64), types(pages, 0) {}
+    [[nodiscard]] bool pv() const { return spec.type == "pv"; }
 };
 
 std::mutex g_mutex; // guards the tables below
@@ -226,9 +240,16 @@ void vcpu_loop(Domain *d)
         const std::uint64_t n = d->counter.load() + 1;
         const std::uint64_t ram = d->spec.pages;
         std::uint64_t page = 1 + (n * 7919) % (ram - 1);
-        while (d->holes.count(page))
+        while (d->holes.count(page) || d->reserved.count(page))
             page = 1 + (page % (ram - 1));
         std::memcpy(d->view + page * kPage + (n % 512) * 8, &n, 8);
+        if (d->pv() && n % 8 == 0) { // the guest maps another of its pages (Xen writes the entry)
+            std::uint64_t target = 1 + (n * 13) % 63;
+            while (d->holes.count(target))
+                target = 1 + target % 63;
+            const std::uint64_t entry = d->frames.mfn_of(target) << 12 | pv::kPteFlags;
+            std::memcpy(d->view + d->layout.l1 * kPage + (1 + n % 63) * 8, &entry, 8);
+        }
         std::memcpy(d->view, &n, 8); // page 0: the last step done
         d->counter.store(n);
         d->step_cv.wait_for(lock, d->step, [&] { return d->stop || d->pause_count > 0 || d->suspended; });
@@ -256,6 +277,8 @@ void release(const std::shared_ptr<Domain> &d)
             slot.size.store(0);
         }
     munmap(d->view, d->spec.pages * kPage);
+    if (d->shared_info)
+        munmap(d->shared_info, kPage);
     close(d->memfd);
 }
 
@@ -280,6 +303,21 @@ void save_device_model(Domain &d, const std::string &path, const char *way)
                               " (" + way + ")";
     std::ofstream(path, std::ios::binary | std::ios::trunc) << state << std::string(g_device_model_padding, '\0');
     d.device_model_state = state;
+}
+
+// A PV guest's start info page names its xenstore and console pages by
+// machine frame while it runs, by pfn while it is suspended (the guest
+// converts them itself, before and after its suspend hypercall).
+void canonicalise_start_info(Domain &d, bool to_pfns)
+{
+    start_info_t info;
+    std::memcpy(&info, d.view + d.layout.start_info * kPage, sizeof info);
+    auto convert = [&](xen_pfn_t frame) -> xen_pfn_t {
+        return to_pfns ? d.frames.pfn_of(frame).value_or(frame) : d.frames.mfn_of(frame);
+    };
+    info.store_mfn = convert(info.store_mfn);
+    info.console.domU.mfn = convert(info.console.domU.mfn);
+    std::memcpy(d.view + d.layout.start_info * kPage, &info, sizeof info); // the guest writes it: dirty
 }
 
 std::string make_context(const Domain &d)
@@ -313,7 +351,8 @@ std::uint32_t create_domain(const DomainSpec &spec)
     d->spec = spec;
     d->holes.insert(spec.holes.begin(), spec.holes.end());
     d->memfd = memfd_create(("xen-double-" + spec.name).c_str(), MFD_CLOEXEC);
-    if (d->memfd < 0 || ftruncate(d->memfd, static_cast<off_t>(spec.pages * kPage)) != 0)
+    // One page more than its memory: a PV domain's shared info page.
+    if (d->memfd < 0 || ftruncate(d->memfd, static_cast<off_t>((spec.pages + 1) * kPage)) != 0)
         throw std::runtime_error("xen double: memfd for the domain's memory");
     void *view = mmap(nullptr, spec.pages * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
     if (view == MAP_FAILED)
@@ -329,6 +368,21 @@ std::uint32_t create_domain(const DomainSpec &spec)
     };
     d->policy.msrs = {{kMsrPlatformInfo, 0, 0}};
     d->tsc = TscInfo{0, spec.tsc_khz, 1, 0};
+    {
+        std::lock_guard lock(g_mutex);
+        d->domid = g_next_domid++;
+    }
+    if (d->pv()) {
+        void *shared = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd,
+                            static_cast<off_t>(spec.pages * kPage));
+        if (shared == MAP_FAILED)
+            throw std::runtime_error("xen double: mapping the shared info page");
+        d->shared_info = static_cast<shared_info_x86_64 *>(shared);
+        d->frames = pv::Frames{0x100000ULL * d->domid, spec.pages, &d->holes};
+        d->layout = pv::layout_for(spec.pages);
+        d->reserved = d->layout.reserved();
+        pv::build(d->view, *d->shared_info, d->layout, d->frames, d->types, spec.pv_virtual_p2m_only);
+    }
     install_handler();
     bool slotted = false;
     for (auto &slot : g_slots) {
@@ -347,7 +401,6 @@ std::uint32_t create_domain(const DomainSpec &spec)
     std::string run_dir;
     {
         std::lock_guard lock(g_mutex);
-        d->domid = g_next_domid++;
         g_domains[d->domid] = d;
         run_dir = g_run_dir;
     }
@@ -401,6 +454,8 @@ void balloon(std::uint32_t domid, const std::vector<std::uint64_t> &out, const s
         if (::pwrite(d->memfd, zeros, kPage, static_cast<off_t>(pfn * kPage)) != static_cast<ssize_t>(kPage))
             throw std::runtime_error("xen double: zeroing a ballooned-in frame");
     }
+    if (d->pv()) // the guest's balloon driver updates its p2m (written through its own view: dirty)
+        pv::write_p2m(d->view, d->layout, d->frames);
 }
 
 bool exists(std::uint32_t domid)
@@ -600,6 +655,79 @@ bool context_loaded(std::uint32_t domid)
     return d && d->context_loaded;
 }
 
+std::uint64_t mfn_of(std::uint32_t domid, std::uint64_t pfn)
+{
+    auto d = find(domid);
+    if (!d || !d->pv())
+        return pv::kNone;
+    std::lock_guard lock(d->step_mutex);
+    return d->frames.mfn_of(pfn);
+}
+
+std::uint32_t page_type(std::uint32_t domid, std::uint64_t pfn)
+{
+    auto d = find(domid);
+    if (!d || pfn >= d->types.size())
+        return 0;
+    std::lock_guard lock(d->step_mutex);
+    return d->types[pfn];
+}
+
+std::vector<std::uint8_t> normalised_memory(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        throw std::runtime_error("xen double: no domain " + std::to_string(domid));
+    std::lock_guard lock(d->step_mutex);
+    return pv::normalised(d->view, d->spec.pages, d->types, d->frames);
+}
+
+std::vector<std::uint64_t> p2m_pages(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->layout.leaves : std::vector<std::uint64_t>{};
+}
+
+std::vector<std::uint64_t> p2m(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return {};
+    std::lock_guard lock(d->step_mutex);
+    std::vector<std::uint64_t> entries(d->spec.pages);
+    for (std::uint64_t pfn = 0; pfn < d->spec.pages; ++pfn)
+        std::memcpy(&entries[pfn], d->view + d->layout.leaves[pfn / 512] * kPage + (pfn % 512) * 8, 8);
+    return entries;
+}
+
+unsigned pinned_tables(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->pins : 0;
+}
+
+PvVcpu restored_vcpu0(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return {};
+    std::lock_guard lock(d->step_mutex);
+    const auto &c = d->restored_vcpu0;
+    auto pfn = [&](std::uint64_t mfn) { return d->frames.pfn_of(mfn).value_or(pv::kNone); };
+    return {c.user_regs.rip,         c.user_regs.rax,         pfn(c.user_regs.rdx),
+            pfn(c.ctrlreg[3] >> 12), pfn(c.ctrlreg[1] >> 12), pfn(c.gdt_frames[0])};
+}
+
+void map_foreign_frame(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d || !d->pv())
+        return;
+    std::lock_guard lock(d->step_mutex); // between two steps of its vCPU
+    const std::uint64_t entry = std::uint64_t{0x7777} << 12 | pv::kPteFlags;
+    std::memcpy(d->view + d->layout.l1 * kPage + 100 * 8, &entry, 8);
+}
+
 void enable_log_dirty_behind_our_back(std::uint32_t domid)
 {
     if (auto d = find(domid)) {
@@ -694,6 +822,24 @@ namespace xd = understudy::testing::xen_double;
 
 namespace {
 
+// Where frame `frame` of domain `d` is in its memfd: a pfn (HVM, PVH), or a
+// machine frame (PV: its memory or its shared info page); nullopt if the
+// domain has no RAM there.
+std::optional<off_t> offset_of(const xd::Domain &d, xen_pfn_t frame)
+{
+    if (d.pv()) {
+        if (frame == d.frames.shared_info_mfn())
+            return static_cast<off_t>(d.spec.pages * xd::kPage);
+        const auto pfn = d.frames.pfn_of(frame);
+        if (!pfn)
+            return std::nullopt;
+        return static_cast<off_t>(*pfn * xd::kPage);
+    }
+    if (frame >= d.spec.pages || d.holes.count(frame))
+        return std::nullopt;
+    return static_cast<off_t>(frame * xd::kPage);
+}
+
 void *map_frames(std::uint32_t domid, int prot, size_t count, const xen_pfn_t *arr, int *err)
 {
     if (xd::intercept("xenforeignmemory_map"))
@@ -714,18 +860,21 @@ void *map_frames(std::uint32_t domid, int prot, size_t count, const xen_pfn_t *a
     if (base == MAP_FAILED)
         return nullptr;
     for (size_t i = 0; i < count;) {
-        if (arr[i] >= d->spec.pages || d->holes.count(arr[i])) {
+        const auto at = offset_of(*d, arr[i]);
+        if (!at) {
             err[i++] = -EINVAL;
             continue;
         }
-        size_t run = 1; // consecutive frames share one mmap
-        while (i + run < count && arr[i + run] == arr[i] + run && arr[i + run] < d->spec.pages &&
-               !d->holes.count(arr[i + run]))
+        size_t run = 1; // frames adjacent in the memfd share one mmap
+        while (i + run < count) {
+            const auto next = offset_of(*d, arr[i + run]);
+            if (!next || *next != *at + static_cast<off_t>(run * xd::kPage))
+                break;
             ++run;
-        void *at = mmap(base + i * xd::kPage, run * xd::kPage, prot, MAP_SHARED | MAP_FIXED, d->memfd,
-                        static_cast<off_t>(arr[i] * xd::kPage));
+        }
+        void *mapped = mmap(base + i * xd::kPage, run * xd::kPage, prot, MAP_SHARED | MAP_FIXED, d->memfd, *at);
         for (size_t k = 0; k < run; ++k)
-            err[i + k] = at == MAP_FAILED ? -errno : 0;
+            err[i + k] = mapped == MAP_FAILED ? -errno : 0;
         i += run;
     }
     return base;
@@ -797,7 +946,155 @@ int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_dom
     info->max_memkb = d->spec.pages * 4;
     info->nr_online_vcpus = d->spec.vcpus;
     info->max_vcpu_id = d->spec.vcpus - 1;
+    if (d->pv())
+        info->shared_info_frame = d->frames.shared_info_mfn();
     return 1;
+}
+
+int xc_domain_get_guest_width(xc_interface *, uint32_t domid, unsigned int *guest_width)
+{
+    auto d = xd::enter("xc_domain_get_guest_width", domid);
+    if (!d)
+        return -1;
+    *guest_width = d->pv() ? d->spec.pv_width : 8;
+    return 0;
+}
+
+int xc_vcpu_getinfo(xc_interface *, uint32_t domid, uint32_t vcpu, xc_vcpuinfo_t *info)
+{
+    auto d = xd::enter("xc_vcpu_getinfo", domid);
+    if (!d)
+        return -1;
+    if (vcpu >= d->spec.vcpus) {
+        errno = ESRCH;
+        return -1;
+    }
+    *info = xc_vcpuinfo_t{};
+    info->vcpu = vcpu;
+    info->online = 1;
+    return 0;
+}
+
+// A PV vCPU as Xen reports it: machine frames in cr3, cr1 and the GDT; the
+// start info page's machine frame in vCPU 0's rdx while the guest is
+// suspended (its suspend hypercall's argument).
+int xc_vcpu_getcontext(xc_interface *, uint32_t domid, uint32_t vcpu, vcpu_guest_context_any_t *ctxt)
+{
+    auto d = xd::enter("xc_vcpu_getcontext", domid);
+    if (!d)
+        return -1;
+    if (!d->pv() || vcpu >= d->spec.vcpus) {
+        errno = EINVAL;
+        return -1;
+    }
+    std::lock_guard lock(d->step_mutex);
+    *ctxt = vcpu_guest_context_any_t{};
+    auto &c = ctxt->x64;
+    c.flags = VGCF_online | VGCF_in_kernel;
+    c.user_regs.rip = vcpu == 0 ? d->counter.load() : 0x1000;
+    c.user_regs.rax = vcpu == 0 ? d->suspend_result : 0;
+    c.user_regs.rdx = vcpu == 0 && d->suspended ? d->frames.mfn_of(d->layout.start_info) : 0xdead0000 + d->counter.load();
+    c.user_regs.rsp = 0x8000 + vcpu;
+    c.ctrlreg[3] = d->frames.mfn_of(d->layout.kernel_l4) << 12;
+    c.ctrlreg[1] = d->frames.mfn_of(d->layout.user_l4) << 12;
+    c.gdt_ents = 16;
+    c.gdt_frames[0] = d->frames.mfn_of(d->layout.gdt);
+    c.kernel_ss = 0xe02b;
+    c.kernel_sp = 0xffff888000010000 + vcpu;
+    return 0;
+}
+
+void *xc__hypercall_buffer_alloc(xc_interface *, xc_hypercall_buffer_t *b, size_t size)
+{
+    if (xd::intercept("xc_hypercall_buffer_alloc"))
+        return nullptr;
+    b->hbuf = std::calloc(1, size ? size : 1);
+    b->sz = size;
+    return b->hbuf;
+}
+
+void xc__hypercall_buffer_free(xc_interface *, xc_hypercall_buffer_t *b)
+{
+    std::free(b->hbuf);
+    b->hbuf = nullptr;
+}
+
+// The domctls the PV save makes: page types, and a vCPU's extended
+// context, xsave area and MSRs (each asked for its size first).
+int xc_domctl(xc_interface *, struct xen_domctl *domctl)
+{
+    std::string name = domctl->cmd == XEN_DOMCTL_getpageframeinfo3     ? "XEN_DOMCTL_getpageframeinfo3"
+                       : domctl->cmd == XEN_DOMCTL_get_ext_vcpucontext ? "XEN_DOMCTL_get_ext_vcpucontext"
+                       : domctl->cmd == XEN_DOMCTL_getvcpuextstate     ? "XEN_DOMCTL_getvcpuextstate"
+                       : domctl->cmd == XEN_DOMCTL_get_vcpu_msrs       ? "XEN_DOMCTL_get_vcpu_msrs"
+                                                                       : "xc_domctl(" + std::to_string(domctl->cmd) + ")";
+    auto d = xd::enter(name, domctl->domain);
+    if (!d)
+        return -1;
+    std::lock_guard lock(d->step_mutex);
+    switch (domctl->cmd) {
+    case XEN_DOMCTL_getpageframeinfo3: {
+        auto *arr = domctl->u.getpageframeinfo3.array.p;
+        if (!arr || domctl->u.getpageframeinfo3.num > 1024) {
+            errno = EINVAL;
+            return -1;
+        }
+        for (std::uint64_t i = 0; i < domctl->u.getpageframeinfo3.num; ++i) {
+            const auto pfn = d->pv() ? d->frames.pfn_of(arr[i]) : std::optional<std::uint64_t>(arr[i]);
+            arr[i] = !pfn || *pfn >= d->spec.pages ? XEN_DOMCTL_PFINFO_XTAB : d->types[*pfn];
+        }
+        return 0;
+    }
+    case XEN_DOMCTL_get_ext_vcpucontext: {
+        auto &e = domctl->u.ext_vcpucontext;
+        if (e.vcpu >= d->spec.vcpus) {
+            errno = ESRCH;
+            return -1;
+        }
+        const auto vcpu = e.vcpu;
+        e = xen_domctl_ext_vcpucontext{};
+        e.vcpu = vcpu;
+        e.size = sizeof e;
+        e.sysenter_callback_cs = 0xe033;
+        e.sysenter_callback_eip = 0xffffffff81000000 + vcpu;
+        return 0;
+    }
+    case XEN_DOMCTL_getvcpuextstate: {
+        auto &x = domctl->u.vcpuextstate;
+        constexpr std::uint64_t kSize = 832; // legacy area, header, AVX
+        if (!x.buffer.p) {
+            x.xfeature_mask = 0x7;
+            x.size = kSize;
+            return 0;
+        }
+        if (x.size < kSize) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        auto *bytes = reinterpret_cast<std::uint8_t *>(x.buffer.p);
+        for (std::uint64_t i = 0; i < kSize; ++i)
+            bytes[i] = static_cast<std::uint8_t>(i * 7 + x.vcpu + d->counter.load());
+        x.size = kSize;
+        return 0;
+    }
+    case XEN_DOMCTL_get_vcpu_msrs: {
+        auto &m = domctl->u.vcpu_msrs;
+        if (!m.msrs.p) {
+            m.msr_count = 1;
+            return 0;
+        }
+        if (m.msr_count < 1) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        m.msrs.p[0] = xen_domctl_vcpu_msr_t{0xc0011027, 0, 0x5 + m.vcpu}; // an AMD DR0 address mask
+        m.msr_count = 1;
+        return 0;
+    }
+    default:
+        errno = ENOSYS;
+        return -1;
+    }
 }
 
 int xc_domain_maximum_gpfn(xc_interface *, uint32_t domid, xen_pfn_t *gpfns)
@@ -1134,8 +1431,199 @@ template <class T> T field(const std::vector<std::uint8_t> &body, std::size_t at
     return v;
 }
 
-// Xen's restore of one HVM/PVH domain from a non-checkpointed stream, as
-// xg_sr_restore.c does it into domain `d`.
+// Xen's restore of a 64-bit PV domain (xg_sr_restore_x86_pv.c as its
+// specification describes it): pages placed at this domain's own machine
+// frames, page tables localised (pfns made machine frames), vCPU state
+// loaded with its frames localised, page tables pinned, the guest's p2m
+// rewritten for its new machine frames. The stream's own libxl records
+// (after libxc's END) are read by the caller's loop below.
+void restore_pv(xd::Domain &d, StreamReader &in)
+{
+    constexpr std::uint64_t kFrame = 0x000ffffffffff000ULL;
+    bool info = false, static_end = false;
+    std::uint64_t max_pfn = 0;
+    std::vector<std::uint64_t> p2m_frames;
+    std::vector<bool> populated(d.spec.pages, false);
+    std::vector<std::uint32_t> types(d.spec.pages, 0);
+    std::vector<std::uint8_t> cpuid, msrs, shared;
+    std::map<std::uint32_t, std::vector<std::uint8_t>> basic;
+    std::uint64_t xsave_bytes = 0;
+    auto memory_at = [&](std::uint64_t pfn) { return d.view + pfn * kPage; };
+    for (;;) {
+        auto [type, body] = in.record();
+        if (type == 0)
+            break;
+        if (type == 2) {
+            if (info || body.size() < 8 || body[0] != 8 || body[1] != 4)
+                throw std::runtime_error("X86_PV_INFO repeated, truncated or not 64-bit with 4 levels");
+            info = true;
+        } else if (type == 0x11 || type == 0x12) {
+            (type == 0x11 ? cpuid : msrs) = body;
+        } else if (type == 0x10) {
+            if (!info)
+                throw std::runtime_error("STATIC_DATA_END before X86_PV_INFO");
+            static_end = true;
+            uint32_t el = 0, es = 0, em = 0;
+            if ((!cpuid.empty() || !msrs.empty()) &&
+                xc_set_domain_cpu_policy(nullptr, d.domid, static_cast<uint32_t>(cpuid.size() / 24),
+                                         reinterpret_cast<xen_cpuid_leaf_t *>(cpuid.data()),
+                                         static_cast<uint32_t>(msrs.size() / 16),
+                                         reinterpret_cast<xen_msr_entry_t *>(msrs.data()), &el, &es, &em) != 0)
+                throw std::runtime_error("Failed to set CPUID policy");
+        } else if (type == 3) {
+            if (!static_end)
+                throw std::runtime_error("X86_PV_P2M_FRAMES before STATIC_DATA_END");
+            const auto start = field<std::uint32_t>(body, 0), end = field<std::uint32_t>(body, 4);
+            if (start != 0 || end < start)
+                throw std::runtime_error("X86_PV_P2M_FRAMES range bad");
+            const std::uint64_t count = end / 512 + 1;
+            if (body.size() != 8 + count * 8)
+                throw std::runtime_error("X86_PV_P2M_FRAMES record wrong size");
+            if (end >= d.spec.pages)
+                throw std::runtime_error("p2m up to pfn " + std::to_string(end) + " beyond the domain's " +
+                                         std::to_string(d.spec.pages) + " pages: out of memory");
+            max_pfn = end;
+            p2m_frames.clear();
+            for (std::uint64_t i = 0; i < count; ++i)
+                p2m_frames.push_back(field<std::uint64_t>(body, 8 + i * 8));
+        } else if (type == 1) {
+            if (p2m_frames.empty())
+                throw std::runtime_error("PAGE_DATA before X86_PV_P2M_FRAMES");
+            const auto count = field<std::uint32_t>(body, 0);
+            std::size_t data_at = 8 + std::size_t{count} * 8;
+            for (std::uint32_t i = 0; i < count; ++i) {
+                const auto entry = field<std::uint64_t>(body, 8 + std::size_t{i} * 8);
+                const auto pfn = entry & 0x000fffffffffffffULL;
+                const auto kind = static_cast<std::uint32_t>(entry >> 60);
+                if (pfn > max_pfn)
+                    throw std::runtime_error("pfn " + std::to_string(pfn) + " beyond the p2m");
+                if (kind == 0xf)
+                    continue; // XTAB
+                populated[pfn] = true;
+                ++d.populated;
+                if (kind == 0xe) {
+                    std::memset(memory_at(pfn), 0, kPage);
+                    continue;
+                }
+                const auto table = kind & 0x7;
+                if (table > 4 || (kind & 0x8 && table == 0))
+                    throw std::runtime_error("page type " + std::to_string(kind) + " in a PV stream");
+                types[pfn] = kind << 28;
+                if (data_at + kPage > body.size())
+                    throw std::runtime_error("PAGE_DATA shorter than its pages");
+                std::memcpy(memory_at(pfn), body.data() + data_at, kPage);
+                data_at += kPage;
+            }
+            if (data_at != body.size())
+                throw std::runtime_error("PAGE_DATA longer than its pages");
+        } else if (type == 8) {
+            d.tsc = xd::TscInfo{field<std::uint32_t>(body, 0), field<std::uint32_t>(body, 4),
+                                field<std::uint32_t>(body, 16), field<std::uint64_t>(body, 8)};
+        } else if (type == 7) {
+            if (body.size() != kPage)
+                throw std::runtime_error("SHARED_INFO record wrong size");
+            shared = body;
+        } else if ((type >= 4 && type <= 6) || type == 0xc) {
+            const auto vcpu = field<std::uint32_t>(body, 0);
+            if (vcpu >= d.spec.vcpus)
+                throw std::runtime_error("vCPU record for vCPU " + std::to_string(vcpu) + " beyond the domain's");
+            const auto blob = body.size() - 8;
+            if (type == 4 && blob != sizeof(vcpu_guest_context_x86_64_t))
+                throw std::runtime_error("X86_PV_VCPU_BASIC record wrong size");
+            if ((type == 5 && blob > 128) || (type == 6 && blob < 16) || (type == 0xc && blob % 16 != 0))
+                throw std::runtime_error("vCPU record " + std::to_string(type) + " of a bad size");
+            if (type == 4)
+                basic[vcpu].assign(body.begin() + 8, body.end());
+            if (type == 6)
+                xsave_bytes += blob;
+        } else {
+            throw std::runtime_error("unknown libxc record type " + std::to_string(type) + " in a PV stream");
+        }
+    }
+    // The stream is complete: as x86_pv_stream_complete.
+    std::lock_guard lock(d.step_mutex);
+    for (std::uint64_t pfn = 0; pfn < d.spec.pages; ++pfn)
+        if (!populated[pfn])
+            d.holes.insert(pfn); // never populated: no RAM there
+    auto mfn = [&](std::uint64_t pfn, const std::string &what) {
+        if (pfn > max_pfn || !populated[pfn])
+            throw std::runtime_error(what + " (pfn " + std::to_string(pfn) + ") has bad mfn");
+        return d.frames.mfn_of(pfn);
+    };
+    for (std::uint64_t pfn = 0; pfn <= max_pfn; ++pfn) {
+        const auto level = (types[pfn] >> 28) & 0x7;
+        if (level == 0)
+            continue;
+        for (unsigned i = 0; i < 512; ++i) {
+            std::uint64_t e;
+            std::memcpy(&e, memory_at(pfn) + i * 8, 8);
+            if (!(e & 1))
+                continue;
+            e = (e & ~kFrame) | mfn((e & kFrame) >> 12, "L" + std::to_string(level) + "[" + std::to_string(i) + "]")
+                                    << 12;
+            std::memcpy(memory_at(pfn) + i * 8, &e, 8);
+        }
+    }
+    if (!basic.count(0))
+        throw std::runtime_error("Sender didn't send vcpu0's basic state");
+    if (shared.empty())
+        throw std::runtime_error("no SHARED_INFO record");
+    auto vcpu0 = *reinterpret_cast<const vcpu_guest_context_x86_64_t *>(basic[0].data());
+    const auto start_info = vcpu0.user_regs.rdx;
+    if (start_info > max_pfn || types[start_info] != 0)
+        throw std::runtime_error("Start Info pfn " + std::to_string(start_info) + " out of range or of a bad type");
+    vcpu0.user_regs.rdx = mfn(start_info, "Start Info");
+    start_info_t si;
+    std::memcpy(&si, memory_at(start_info), sizeof si);
+    si.store_mfn = mfn(si.store_mfn, "XenStore pfn");
+    si.console.domU.mfn = mfn(si.console.domU.mfn, "Console pfn");
+    std::memcpy(memory_at(start_info), &si, sizeof si);
+    for (unsigned i = 0; i < (vcpu0.gdt_ents + 511) / 512; ++i) {
+        if (types[vcpu0.gdt_frames[i]] != 0)
+            throw std::runtime_error("GDT frame of a bad type");
+        vcpu0.gdt_frames[i] = mfn(vcpu0.gdt_frames[i], "GDT frame");
+    }
+    const auto cr3 = vcpu0.ctrlreg[3] >> 12;
+    if (cr3 > max_pfn || ((types[cr3] >> 28) & 0x7) != 4)
+        throw std::runtime_error("cr3 (pfn " + std::to_string(cr3) + ") has bad type, expected 4");
+    vcpu0.ctrlreg[3] = mfn(cr3, "cr3") << 12;
+    if (vcpu0.ctrlreg[1] & 1) {
+        const auto cr1 = vcpu0.ctrlreg[1] >> 12;
+        if (cr1 > max_pfn || ((types[cr1] >> 28) & 0x7) != 4)
+            throw std::runtime_error("cr1 (pfn " + std::to_string(cr1) + ") has bad type, expected 4");
+        vcpu0.ctrlreg[1] = mfn(cr1, "cr1") << 12;
+    }
+    d.restored_vcpu0 = vcpu0;
+    d.counter = vcpu0.user_regs.rip;
+    d.suspend_result = vcpu0.user_regs.rax;
+    d.context_loaded = xsave_bytes > 0;
+    d.pins = 0;
+    for (auto t : types)
+        d.pins += (t & XEN_DOMCTL_PFINFO_LPINTAB) ? 1 : 0;
+    d.types = types;
+    for (std::size_t i = 0; i < p2m_frames.size(); ++i) { // the guest's p2m, for its new frames
+        const auto pfn = p2m_frames[i];
+        if (pfn > max_pfn || types[pfn] != 0 || !populated[pfn])
+            throw std::runtime_error("pfn for p2m_frame_list[" + std::to_string(i) + "] bad");
+        for (unsigned k = 0; k < 512; ++k) {
+            const std::uint64_t of = i * 512 + k;
+            const std::uint64_t entry = of <= max_pfn ? d.frames.mfn_of(of) : xd::pv::kNone;
+            std::memcpy(memory_at(pfn) + k * 8, &entry, 8);
+        }
+    }
+    auto *new_shared = d.shared_info;
+    const auto *old_shared = reinterpret_cast<const shared_info_x86_64 *>(shared.data());
+    std::memcpy(new_shared->vcpu_info, old_shared->vcpu_info, sizeof new_shared->vcpu_info);
+    new_shared->arch = old_shared->arch;
+    new_shared->arch.pfn_to_mfn_frame_list_list = 0; // the guest publishes it again when it resumes
+    std::memset(new_shared->evtchn_pending, 0, sizeof new_shared->evtchn_pending);
+    std::memset(new_shared->evtchn_mask, 0xff, sizeof new_shared->evtchn_mask);
+}
+
+void restore_hvm(xd::Domain &d, StreamReader &in);
+
+// Xen's restore of one domain from a non-checkpointed stream, as
+// xg_sr_restore.c does it into domain `d`, and libxl's records around it.
 void restore_into(xd::Domain &d, StreamReader &in)
 {
     if (in.big(8) != kLibxlIdent || in.big(4) != 2 || in.big(4) != 0)
@@ -1146,11 +1634,40 @@ void restore_into(xd::Domain &d, StreamReader &in)
         throw std::runtime_error("bad libxc image header");
     in.big(2);
     in.big(4);
-    if (in.little(4) != 2 || in.little(2) != 12)
-        throw std::runtime_error("libxc domain header is not x86 HVM with 4 KiB pages");
+    const auto domain_type = in.little(4);
+    if (in.little(2) != 12)
+        throw std::runtime_error("libxc domain header without 4 KiB pages");
     in.little(2);
     in.little(4);
     in.little(4);
+    if (domain_type == 1) {
+        if (!d.pv())
+            throw std::runtime_error("Unable to restore x86 PV domain into an x86 HVM domain");
+        restore_pv(d, in);
+    } else {
+        if (domain_type != 2 || d.pv())
+            throw std::runtime_error("libxc domain header is not for this domain's type");
+        restore_hvm(d, in);
+    }
+    for (;;) { // libxl's records after libxc's
+        auto [type, body] = in.record();
+        if (type == 0)
+            break;
+        if (type == 3) {
+            if (field<std::uint32_t>(body, 0) != 2 || field<std::uint32_t>(body, 4) != 0)
+                throw std::runtime_error("EMULATOR_CONTEXT not for QEMU upstream, emulator 0");
+            d.emulator_context.assign(body.begin() + 8, body.end());
+            continue;
+        }
+        throw std::runtime_error("unexpected libxl record type " + std::to_string(type));
+    }
+    if (d.spec.type == "hvm" && d.emulator_context.empty())
+        throw std::runtime_error("an HVM domain restored without its device model's state: QEMU cannot start");
+}
+
+// libxc's records of an HVM or PVH domain, up to its END.
+void restore_hvm(xd::Domain &d, StreamReader &in)
+{
     bool static_end = false, context = false;
     std::vector<std::uint8_t> cpuid, msrs;
     for (;;) {
@@ -1226,20 +1743,6 @@ void restore_into(xd::Domain &d, StreamReader &in)
     }
     if (!context)
         throw std::runtime_error("no HVM context in the stream");
-    for (;;) { // libxl's records after libxc's
-        auto [type, body] = in.record();
-        if (type == 0)
-            break;
-        if (type == 3) {
-            if (field<std::uint32_t>(body, 0) != 2 || field<std::uint32_t>(body, 4) != 0)
-                throw std::runtime_error("EMULATOR_CONTEXT not for QEMU upstream, emulator 0");
-            d.emulator_context.assign(body.begin() + 8, body.end());
-            continue;
-        }
-        throw std::runtime_error("unexpected libxl record type " + std::to_string(type));
-    }
-    if (d.spec.type == "hvm" && d.emulator_context.empty())
-        throw std::runtime_error("an HVM domain restored without its device model's state: QEMU cannot start");
 }
 
 } // namespace
@@ -1503,6 +2006,8 @@ int libxl_domain_suspend_only(libxl_ctx *, uint32_t domid, const libxl_asyncop_h
         d->suspended = true;
         d->suspend_result = 0;
         ++d->suspend_count;
+        if (d->pv()) // as Linux's xen_pre_suspend: its start info names the xenstore and console pages by pfn
+            xd::canonicalise_start_info(*d, true);
     }
     // An HVM domain's device model saves its state, as libxl has QEMU do
     // (xen-save-devices-state) into XEN_LIB_DIR/qemu-save.DOMID.
@@ -1530,6 +2035,8 @@ int libxl_domain_resume(libxl_ctx *, uint32_t domid, int suspend_cancel, const l
         d->suspended = false;
         if (suspend_cancel)
             d->suspend_result = 1;
+        if (d->pv()) // xen_post_suspend: back to machine frames
+            xd::canonicalise_start_info(*d, false);
     }
     d->step_cv.notify_all();
     return 0;

@@ -32,6 +32,10 @@ struct DomainSpec {
     std::vector<std::string> vif_macs;     // what libxl_device_nic_list reports
     std::vector<std::string> disk_targets; // what libxl_device_disk_list reports (pdev_path)
     bool pv_drivers = true; // answers libxl_domain_suspend_only; false: it times out
+    // PV only (pv_layout.h): its width in bytes (xc_domain_get_guest_width),
+    // and a guest that publishes its p2m only as a virtual-address list.
+    unsigned pv_width = 8;
+    bool pv_virtual_p2m_only = false;
     // Its CPUID policy: the highest basic leaf (leaf 0 eax) and leaf 1's ecx
     // features; its TSC frequency.
     std::uint32_t cpuid_max_leaf = 0xd;
@@ -106,6 +110,26 @@ void pad_device_model_state(std::size_t bytes);
 [[nodiscard]] bool context_loaded(std::uint32_t domid); // xc_domain_hvm_setcontext was called
 // Turns log-dirty on as a device model tracking video RAM would.
 void enable_log_dirty_behind_our_back(std::uint32_t domid);
+
+// PV domains. Machine frame of a frame (pv::kNone if it has none); the type
+// of a frame (XEN_DOMCTL_PFINFO_*); its memory as Xen's save sends it
+// (page tables with pfns, see pv_layout.h); the frames of its p2m's pages,
+// and the p2m as its pages hold it now; how many page tables a restore
+// pinned; vCPU 0's context as a restore loaded it.
+[[nodiscard]] std::uint64_t mfn_of(std::uint32_t domid, std::uint64_t pfn);
+[[nodiscard]] std::uint32_t page_type(std::uint32_t domid, std::uint64_t pfn);
+[[nodiscard]] std::vector<std::uint8_t> normalised_memory(std::uint32_t domid);
+[[nodiscard]] std::vector<std::uint64_t> p2m_pages(std::uint32_t domid);
+[[nodiscard]] std::vector<std::uint64_t> p2m(std::uint32_t domid);
+[[nodiscard]] unsigned pinned_tables(std::uint32_t domid);
+struct PvVcpu {
+    std::uint64_t rip = 0, rax = 0;
+    std::uint64_t start_info_pfn = 0, cr3_pfn = 0, cr1_pfn = 0, gdt_pfn = 0; // rdx, cr3, cr1, GDT as pfns
+};
+[[nodiscard]] PvVcpu restored_vcpu0(std::uint32_t domid);
+// The guest maps a frame that is not its own (as a grant mapping would) in
+// one of its page tables.
+void map_foreign_frame(std::uint32_t domid);
 
 // Reads a counter (the vCPU's rip) out of an HVM context blob in Xen's format.
 [[nodiscard]] std::uint64_t rip_in_context(const std::string &context);
