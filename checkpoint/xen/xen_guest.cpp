@@ -329,7 +329,9 @@ void XenGuest::follow_pv_p2m(DirtyBitmap &into)
     const auto *bits = static_cast<const std::uint64_t *>(bitmap_);
     auto dirty = [&](std::uint64_t pfn) { return pfn < facts_.pages && (bits[pfn / 64] >> (pfn % 64) & 1); };
     const auto &arch = shared_info().arch;
-    bool touched = arch.max_pfn != p2m_.max_pfn + 1 || arch.pfn_to_mfn_frame_list_list != p2m_.mfns[p2m_.list_pfns[0]];
+    bool touched = arch.max_pfn != p2m_.max_pfn + 1 || arch.p2m_cr3 != p2m_.cr3 || arch.p2m_vaddr != p2m_.vaddr ||
+                   arch.p2m_generation != p2m_.generation ||
+                   arch.pfn_to_mfn_frame_list_list != p2m_.frame_list_list;
     for (auto pfn : p2m_.leaf_pfns)
         touched = touched || dirty(pfn);
     for (auto pfn : p2m_.list_pfns)

@@ -86,7 +86,7 @@ void write_p2m(std::uint8_t *memory, const Layout &layout, const Frames &frames)
 }
 
 void build(std::uint8_t *memory, shared_info_x86_64 &shared_info, const Layout &l, const Frames &frames,
-           std::vector<std::uint32_t> &types, bool virtual_p2m_only)
+           std::vector<std::uint32_t> &types, const std::string &p2m_form)
 {
     write_p2m(memory, l, frames);
     // Page tables: both L4s map the L3 at slot 0 and at 272 (the kernel's
@@ -105,6 +105,10 @@ void build(std::uint8_t *memory, shared_info_x86_64 &shared_info, const Layout &
     for (unsigned i = 1; i < 64; ++i) // low memory, then the start info page
         put(memory, l.l1, i, pte(frames, i));
     put(memory, l.l1, 64, pte(frames, l.start_info));
+    if (l.leaves.size() > 384)
+        throw std::runtime_error("xen double: a PV guest this large does not fit its p2m in one L1");
+    for (std::size_t i = 0; i < l.leaves.size(); ++i) // the p2m, at kP2mVaddr
+        put(memory, l.l1, static_cast<unsigned>(128 + i), pte(frames, l.leaves[i]));
     types[l.l1] = XEN_DOMCTL_PFINFO_L1TAB;
 
     start_info_t info{};
@@ -119,7 +123,11 @@ void build(std::uint8_t *memory, shared_info_x86_64 &shared_info, const Layout &
 
     std::memset(&shared_info, 0, sizeof shared_info);
     shared_info.arch.max_pfn = frames.pages;
-    shared_info.arch.pfn_to_mfn_frame_list_list = virtual_p2m_only ? kNone : frames.mfn_of(l.fll);
+    const bool list = p2m_form == "list" || p2m_form == "unmapped";
+    shared_info.arch.pfn_to_mfn_frame_list_list = p2m_form == "tree" ? frames.mfn_of(l.fll) : kNone;
+    shared_info.arch.p2m_cr3 = list ? frames.mfn_of(l.kernel_l4) << 12 : 0;
+    shared_info.arch.p2m_vaddr = p2m_form == "unmapped" ? kP2mVaddr + (1ULL << 30) : list ? kP2mVaddr : 0;
+    shared_info.arch.p2m_generation = 2;
     shared_info.vcpu_info[0].evtchn_upcall_mask = 1;
     shared_info.wc_sec = 1700000000;
 }

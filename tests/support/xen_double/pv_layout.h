@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 struct shared_info_x86_64;
@@ -41,11 +42,15 @@ struct Layout {
 // Writes the p2m (its pages, frame list and frame list list) into `memory`.
 void write_p2m(std::uint8_t *memory, const Layout &layout, const Frames &frames);
 
+// Where the p2m's pages are mapped in the guest's page tables (through L4
+// slot 272, the L3, L2 and L1, from L1 entry 128 on).
+inline constexpr std::uint64_t kP2mVaddr = 0xffff880000000000ULL + 128 * 4096;
+
 // Builds the whole guest in `memory`: p2m, page tables (types set in
-// `types`, by pfn), start info; and fills the shared info page. With
-// `virtual_p2m_only`, the frame list list is not published (~0).
+// `types`, by pfn), start info; and fills the shared info page, publishing
+// the p2m as `p2m_form` says (DomainSpec::pv_p2m).
 void build(std::uint8_t *memory, shared_info_x86_64 &shared_info, const Layout &layout, const Frames &frames,
-           std::vector<std::uint32_t> &types, bool virtual_p2m_only);
+           std::vector<std::uint32_t> &types, const std::string &p2m_form);
 
 // Memory as Xen's save sends it: page tables' machine frames made pfns, the
 // L4s' Xen slots cleared.

@@ -381,7 +381,7 @@ std::uint32_t create_domain(const DomainSpec &spec)
         d->frames = pv::Frames{0x100000ULL * d->domid, spec.pages, &d->holes};
         d->layout = pv::layout_for(spec.pages);
         d->reserved = d->layout.reserved();
-        pv::build(d->view, *d->shared_info, d->layout, d->frames, d->types, spec.pv_virtual_p2m_only);
+        pv::build(d->view, *d->shared_info, d->layout, d->frames, d->types, spec.pv_p2m);
     }
     install_handler();
     bool slotted = false;

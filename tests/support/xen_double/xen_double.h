@@ -33,9 +33,13 @@ struct DomainSpec {
     std::vector<std::string> disk_targets; // what libxl_device_disk_list reports (pdev_path)
     bool pv_drivers = true; // answers libxl_domain_suspend_only; false: it times out
     // PV only (pv_layout.h): its width in bytes (xc_domain_get_guest_width),
-    // and a guest that publishes its p2m only as a virtual-address list.
+    // and how it publishes its p2m in its shared info page: "list" (p2m_cr3
+    // and p2m_vaddr, no frame list list: Linux when Xen's domain builder
+    // sets SIF_VIRT_P2M_4TOOLS, as it always does), "tree" (only the frame
+    // list list), "none", or "unmapped" (a list at an address its page
+    // tables do not map).
     unsigned pv_width = 8;
-    bool pv_virtual_p2m_only = false;
+    std::string pv_p2m = "list";
     // Its CPUID policy: the highest basic leaf (leaf 0 eax) and leaf 1's ecx
     // features; its TSC frequency.
     std::uint32_t cpuid_max_leaf = 0xd;
