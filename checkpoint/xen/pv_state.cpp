@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "checkpoint/xen/pv_page_table.h"
@@ -182,6 +183,43 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
             return "page type " + std::to_string(entry >> 60) + " for frame " + std::to_string(pfn) +
                    ", which is not a page table's";
     }
+    // The frames each vCPU's context names, as Xen's restore checks them
+    // (process_vcpu_basic): a bad one would fail the restore at failover,
+    // after the disks were promoted.
+    std::unordered_map<std::uint64_t, unsigned> levels;
+    for (auto entry : pv.page_tables())
+        levels[entry & 0x000fffffffffffffULL] = page_table_level(static_cast<std::uint32_t>(entry >> 60) << 28);
+    auto level_of = [&](std::uint64_t pfn) {
+        const auto it = levels.find(pfn);
+        return it == levels.end() ? 0u : it->second;
+    };
+    for (const auto &v : pv.vcpus()) {
+        vcpu_guest_context_x86_64_t c;
+        std::memcpy(&c, v.basic().data(), sizeof c);
+        const auto name = "vCPU " + std::to_string(v.id()) + "'s ";
+        auto data_frame = [&](std::uint64_t pfn, const std::string &what) -> std::string {
+            if (pfn > pv.max_pfn())
+                return name + what + " (frame " + std::to_string(pfn) + ") is outside the guest";
+            if (level_of(pfn) != 0)
+                return name + what + " (frame " + std::to_string(pfn) + ") is a page table";
+            return "";
+        };
+        if (v.id() == 0)
+            if (auto problem = data_frame(c.user_regs.rdx, "start info page"); !problem.empty())
+                return problem;
+        if (c.gdt_ents > FIRST_RESERVED_GDT_ENTRY)
+            return name + "GDT has " + std::to_string(c.gdt_ents) + " entries";
+        for (unsigned i = 0; i < (c.gdt_ents + 511) / 512; ++i)
+            if (auto problem = data_frame(c.gdt_frames[i], "GDT frame " + std::to_string(i)); !problem.empty())
+                return problem;
+        if (level_of(c.ctrlreg[3] >> 12) != 4)
+            return name + "cr3 (frame " + std::to_string(c.ctrlreg[3] >> 12) + ") is not an L4 page table";
+        if ((c.ctrlreg[1] & 1) && level_of(c.ctrlreg[1] >> 12) != 4)
+            return name + "user cr3 (frame " + std::to_string(c.ctrlreg[1] >> 12) + ") is not an L4 page table";
+    }
+    for (auto pfn : pv.p2m_frames())
+        if (level_of(pfn) != 0)
+            return "a p2m frame at " + std::to_string(pfn) + " that is a page table";
     return "";
 }
 

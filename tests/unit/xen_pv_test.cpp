@@ -307,9 +307,18 @@ TEST_CASE("Xen PV: a standby refuses PV state that Xen's restore would refuse, b
     for (std::uint64_t i = 0; i < kPages / 512; ++i)
         pv->add_p2m_frames(4000 + i);
     pv->set_shared_info(std::string(4096, '\0'));
+    vcpu_guest_context_x86_64_t c{};
+    c.user_regs.rdx = 50; // the start info page
+    c.ctrlreg[3] = 100 << 12;
+    c.gdt_ents = 16;
+    c.gdt_frames[0] = 51;
+    auto basic = [](const vcpu_guest_context_x86_64_t &context) {
+        return std::string(reinterpret_cast<const char *>(&context), sizeof context);
+    };
     auto *v = pv->add_vcpus();
-    v->set_basic(std::string(sizeof(vcpu_guest_context_x86_64_t), '\0'));
+    v->set_basic(basic(c));
     pv->add_page_tables(100 | std::uint64_t{0xc} << 60); // a pinned L4
+    pv->add_page_tables(101 | std::uint64_t{0x1} << 60); // an L1
     CHECK(standby.cpu_problem(cpu) == "");
 
     auto refused = [&](auto change, const std::string &why) {
@@ -328,6 +337,20 @@ TEST_CASE("Xen PV: a standby refuses PV state that Xen's restore would refuse, b
     refused([](proto::XenPvState &p) { p.mutable_vcpus(0)->set_msrs("123"); }, "MSR list of 3 bytes");
     refused([](proto::XenPvState &p) { p.set_page_tables(0, 100 | std::uint64_t{0xe} << 60); }, "not a page table's");
     refused([](proto::XenPvState &p) { p.set_page_tables(0, kPages + 7); }, "outside the guest");
+    auto context = [&](auto change, const std::string &why) {
+        auto bad = c;
+        change(bad);
+        refused([&](proto::XenPvState &p) { p.mutable_vcpus(0)->set_basic(basic(bad)); }, why);
+    };
+    context([](vcpu_guest_context_x86_64_t &b) { b.user_regs.rdx = kPages; },
+            "start info page (frame 4096) is outside");
+    context([](vcpu_guest_context_x86_64_t &b) { b.user_regs.rdx = 101; },
+            "start info page (frame 101) is a page table");
+    context([](vcpu_guest_context_x86_64_t &b) { b.gdt_frames[0] = 100; }, "GDT frame 0 (frame 100) is a page table");
+    context([](vcpu_guest_context_x86_64_t &b) { b.gdt_ents = 9000; }, "GDT has 9000 entries");
+    context([](vcpu_guest_context_x86_64_t &b) { b.ctrlreg[3] = 101 << 12; }, "cr3 (frame 101) is not an L4");
+    context([](vcpu_guest_context_x86_64_t &b) { b.ctrlreg[1] = 101 << 12 | 1; }, "user cr3 (frame 101) is not an L4");
+    refused([](proto::XenPvState &p) { p.set_p2m_frames(0, 101); }, "p2m frame at 101 that is a page table");
     proto::CpuState no_pv = cpu;
     no_pv.mutable_xen()->clear_pv();
     CHECK_THAT(standby.cpu_problem(no_pv), Catch::Contains("without its PV part"));
