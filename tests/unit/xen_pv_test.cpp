@@ -274,23 +274,43 @@ TEST_CASE("Xen PV: a page table that maps a frame not the guest's stops protecti
     replicator.stop("test over");
 }
 
-TEST_CASE("Xen PV: errors from the PV calls stop protection with the call named, and leave log-dirty off", "[xen][pv]")
+TEST_CASE("Xen PV: errors from the PV calls (EPERM, ESRCH, ENOMEM) stop protection with the call named, and leave "
+          "log-dirty off",
+          "[xen][pv]")
 {
+    const std::pair<int, const char *> errors[] = {
+        {EPERM, "Operation not permitted"}, {ESRCH, "No such process"}, {ENOMEM, "Cannot allocate memory"}};
     for (const std::string call : {"XEN_DOMCTL_getpageframeinfo3", "xc_vcpu_getcontext", "XEN_DOMCTL_getvcpuextstate",
-                                   "XEN_DOMCTL_get_vcpu_msrs", "XEN_DOMCTL_get_ext_vcpucontext"}) {
-        INFO(call);
-        Pair pair(16, "pv");
-        const auto domid = make_pv_domain();
-        PvProtection protection(pair, domid);
-        auto &replicator = protection.replicator;
-        xd::fail_call(call, EPERM);
-        const auto error = wait_for_error(replicator);
-        CHECK_THAT(error, Catch::Contains(call) && Catch::Contains("on domain " + std::to_string(domid)) &&
-                              Catch::Contains("Operation not permitted"));
-        CHECK_FALSE(xd::log_dirty_enabled(domid));
-        CHECK_FALSE(xd::suspended(domid));
-        replicator.stop("test over");
+                                   "XEN_DOMCTL_get_vcpu_msrs", "XEN_DOMCTL_get_ext_vcpucontext", "xc_vcpu_getinfo"}) {
+        for (const auto &[error, text] : errors) {
+            INFO(call << " failing with " << text);
+            Pair pair(16, "pv");
+            const auto domid = make_pv_domain();
+            PvProtection protection(pair, domid);
+            auto &replicator = protection.replicator;
+            xd::fail_call(call, error);
+            const auto said = wait_for_error(replicator);
+            CHECK_THAT(said, Catch::Contains(call) && Catch::Contains("on domain " + std::to_string(domid)) &&
+                                 Catch::Contains(text));
+            CHECK_FALSE(xd::log_dirty_enabled(domid));
+            CHECK_FALSE(xd::suspended(domid));
+            replicator.stop("test over");
+        }
     }
+}
+
+TEST_CASE("Xen PV: a PV domain that vanishes while its vCPUs are saved ends protection cleanly", "[xen][pv]")
+{
+    Pair pair(16, "pv");
+    const auto domid = make_pv_domain();
+    PvProtection protection(pair, domid);
+    xd::vanish_on_call("xc_vcpu_getcontext", domid, 1);
+    const auto said = wait_for_error(protection.replicator);
+    INFO(pair.log.all());
+    CHECK_THAT(said, Catch::Contains("on domain " + std::to_string(domid)) &&
+                         (Catch::Contains("No such process") || Catch::Contains("no longer exists")));
+    CHECK_FALSE(xd::exists(domid));
+    protection.replicator.stop("test over");
 }
 
 TEST_CASE("Xen PV: a standby refuses PV state that Xen's restore would refuse, before it is committed", "[xen][pv]")
