@@ -89,12 +89,17 @@ std::vector<std::uint64_t> walk_p2m_list(const XenSession &xen, std::uint32_t do
 } // namespace
 
 PvP2m read_pv_p2m(const XenSession &xen, std::uint32_t domid, const std::string &name,
-                  const shared_info_x86_64 &shared_info)
+                  const shared_info_x86_64 &shared_info, std::uint64_t pages)
 {
     const auto &arch = shared_info.arch;
     const std::string who = "PV domain " + name;
     if (arch.max_pfn == 0)
         throw XenError(who + " has not published its p2m (shared info max_pfn is 0): is it still booting?", EAGAIN);
+    if (arch.max_pfn > pages)
+        throw XenError(who + " now has frames up to " + std::to_string(arch.max_pfn - 1) + ", past the " +
+                           std::to_string(pages) +
+                           " it had when protection started (memory added beyond maxmem?): protect it again",
+                       ERANGE);
     PvP2m p2m;
     p2m.max_pfn = arch.max_pfn - 1;
     p2m.cr3 = arch.p2m_cr3;

@@ -48,7 +48,10 @@ struct PvP2m {
 // Throws XenError saying why when it cannot: no p2m published (yet), a
 // virtual range that is unmapped or mapped by superpages, frames that are
 // not the domain's, two pfns on one machine frame.
+// `pages` bounds it: the guest writes its shared info page, and a p2m past
+// the frames the domain had when protection started is refused before
+// anything is mapped or allocated for it.
 [[nodiscard]] PvP2m read_pv_p2m(const XenSession &xen, std::uint32_t domid, const std::string &name,
-                                const shared_info_x86_64 &shared_info);
+                                const shared_info_x86_64 &shared_info, std::uint64_t pages);
 
 } // namespace understudy::xen

@@ -103,7 +103,7 @@ void XenGuest::open_pv()
 
 void XenGuest::read_p2m()
 {
-    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info());
+    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info(), facts_.pages);
     if (now.max_pfn + 1 != facts_.pages)
         throw XenError("PV domain " + facts_.name + ": its p2m covers " + std::to_string(now.max_pfn + 1) +
                            " frames, Xen says it has " + std::to_string(facts_.pages),
@@ -338,12 +338,7 @@ void XenGuest::follow_pv_p2m(DirtyBitmap &into)
         touched = touched || dirty(pfn);
     if (!touched)
         return;
-    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info());
-    if (now.max_pfn + 1 > facts_.pages)
-        throw XenError("PV domain " + facts_.name + " now has frames up to " + std::to_string(now.max_pfn) +
-                           ", past the " + std::to_string(facts_.pages) +
-                           " it had when protection started (memory added beyond maxmem?): protect it again",
-                       ERANGE);
+    auto now = read_pv_p2m(*xen_, facts_.domid, facts_.name, shared_info(), facts_.pages);
     if (now.mfns == p2m_.mfns) {
         p2m_ = std::move(now); // the same frames; its own pages may have moved
         return;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <functional>
 #include <set>
 
 extern "C" {
@@ -296,6 +297,36 @@ TEST_CASE("Xen PV: errors from the PV calls (EPERM, ESRCH, ENOMEM) stop protecti
             CHECK_FALSE(xd::suspended(domid));
             replicator.stop("test over");
         }
+    }
+}
+
+TEST_CASE("Xen PV: a shared info page the guest fills with nonsense stops protection with the reason, before "
+          "anything is mapped for it",
+          "[xen][pv]")
+{
+    struct Edit {
+        const char *what;
+        std::function<void(shared_info_x86_64 &)> edit;
+        const char *said;
+    };
+    const Edit edits[] = {
+        {"max_pfn far past its memory", [](shared_info_x86_64 &s) { s.arch.max_pfn = 1ULL << 62; },
+         "past the 4096 it had when protection started"},
+        {"a p2m list in Xen's own addresses", [](shared_info_x86_64 &s) { s.arch.p2m_vaddr = 0xffff800000001000ULL; },
+         "are not a range a guest can map"},
+        {"p2m_cr3 naming a frame not its own", [](shared_info_x86_64 &s) { s.arch.p2m_cr3 = 0x7777ULL << 12; },
+         "cannot be mapped"},
+    };
+    for (const auto &e : edits) {
+        INFO(e.what);
+        Pair pair(16, "pv");
+        const auto domid = make_pv_domain();
+        PvProtection protection(pair, domid);
+        xd::edit_shared_info(domid, e.edit);
+        CHECK_THAT(wait_for_error(protection.replicator), Catch::Contains(e.said));
+        CHECK_FALSE(xd::log_dirty_enabled(domid));
+        CHECK_FALSE(xd::suspended(domid));
+        protection.replicator.stop("test over");
     }
 }
 

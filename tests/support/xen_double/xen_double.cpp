@@ -728,6 +728,15 @@ void map_foreign_frame(std::uint32_t domid)
     std::memcpy(d->view + d->layout.l1 * kPage + 100 * 8, &entry, 8);
 }
 
+void edit_shared_info(std::uint32_t domid, const std::function<void(shared_info_x86_64 &)> &edit)
+{
+    auto d = find(domid);
+    if (!d || !d->shared_info)
+        return;
+    std::lock_guard lock(d->step_mutex);
+    edit(*d->shared_info);
+}
+
 void enable_log_dirty_behind_our_back(std::uint32_t domid)
 {
     if (auto d = find(domid)) {

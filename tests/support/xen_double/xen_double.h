@@ -17,9 +17,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+struct shared_info_x86_64;
 
 namespace understudy::testing::xen_double {
 
@@ -134,6 +137,8 @@ struct PvVcpu {
 // The guest maps a frame that is not its own (as a grant mapping would) in
 // one of its page tables.
 void map_foreign_frame(std::uint32_t domid);
+// The guest writes its shared info page (between two steps of its vCPU).
+void edit_shared_info(std::uint32_t domid, const std::function<void(shared_info_x86_64 &)> &edit);
 
 // Reads a counter (the vCPU's rip) out of an HVM context blob in Xen's format.
 [[nodiscard]] std::uint64_t rip_in_context(const std::string &context);
