@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -37,6 +38,11 @@ class Guest {
     // device model on its behalf) into `into`, and clears the log.
     // Precondition: paused, or the result is only a lower bound.
     virtual void harvest_dirty(DirtyBitmap &into) = 0;
+    // Verification only: how many pages were written since the last
+    // harvest, read without clearing the log (Xen: SHADOW_OP_PEEK); nullopt
+    // where the backend cannot tell without disturbing its log. A frozen
+    // guest must say 0, or its copy is not what the backup holds.
+    [[nodiscard]] virtual std::optional<std::uint64_t> pages_written_since_harvest() { return std::nullopt; }
     // Copies the given pages, in order, into dst (pfns.size() * kPageSize bytes).
     virtual void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const = 0;
 

@@ -21,6 +21,7 @@ class HypercallBuffer {
     HypercallBuffer &operator=(const HypercallBuffer &) = delete;
 
     [[nodiscard]] void *data() const noexcept { return data_; }
+    [[nodiscard]] xc_hypercall_buffer *get() const noexcept { return buffer_.get(); }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
   private:

@@ -321,6 +321,23 @@ void XenGuest::harvest_dirty(DirtyBitmap &into)
     }
 }
 
+std::optional<std::uint64_t> XenGuest::pages_written_since_harvest()
+{
+    if (!log_dirty_)
+        return std::nullopt;
+    if (!peek_buffer_)
+        peek_buffer_ = std::make_unique<HypercallBuffer>(xen_->xc(), bitmap_bytes(facts_.pages));
+    xc_shadow_op_stats_t stats{};
+    if (xc_logdirty_control(xen_->xc(), facts_.domid, XEN_DOMCTL_SHADOW_OP_PEEK, peek_buffer_->get(), facts_.pages, 0,
+                            &stats) < 0)
+        throw_xen_error("xc_logdirty_control(PEEK)", facts_.domid, errno);
+    const auto *bits = static_cast<const std::uint64_t *>(peek_buffer_->data());
+    std::uint64_t written = 0;
+    for (std::uint64_t w = 0; w < bitmap_bytes(facts_.pages) / 8; ++w)
+        written += static_cast<std::uint64_t>(__builtin_popcountll(bits[w]));
+    return written;
+}
+
 void XenGuest::follow_pv_p2m(DirtyBitmap &into)
 {
     // The guest changes its p2m when it balloons or exchanges frames; it

@@ -46,6 +46,8 @@ class XenGuest final : public Guest {
     void enable_dirty_log() override;
     void disable_dirty_log() override;
     void harvest_dirty(DirtyBitmap &into) override;
+    // xc_logdirty_control(PEEK): the log as it is, left as it is.
+    [[nodiscard]] std::optional<std::uint64_t> pages_written_since_harvest() override;
     void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const override;
     proto::CpuState save_cpu() const override;
     proto::DeviceState save_devices() const override;
@@ -99,6 +101,7 @@ class XenGuest final : public Guest {
     void *bitmap_ = nullptr; // the hypercall buffer xc_logdirty_control fills
     std::unique_ptr<::xc_hypercall_buffer> bitmap_buffer_;
     std::uint64_t bitmap_pages_ = 0;
+    std::unique_ptr<HypercallBuffer> peek_buffer_; // PEEK's own: a harvest may run meanwhile
 
     // PV only.
     bool pv_ = false;

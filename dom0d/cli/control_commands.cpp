@@ -263,6 +263,12 @@ int debug_command(const std::string &program, const std::vector<std::string> &ar
         const auto &c = response.checksum();
         std::cout << "guest " << c.guest() << "\nepoch " << c.epoch() << "\nmemory " << c.memory_sha256() << "\ncpu "
                   << c.cpu_sha256() << "\ndevices " << c.devices_sha256() << "\ndisk " << c.disk_sha256() << "\n";
+        if (c.has_pages_written_since_checkpoint())
+            std::cout << "written since checkpoint " << c.pages_written_since_checkpoint() << " pages"
+                      << (c.pages_written_since_checkpoint() ? " (the guest is not stopped: the digests are not "
+                                                               "comparable)"
+                                                             : "")
+                      << "\n";
     } else {
         std::cout << response.message() << "\n";
     }

@@ -309,6 +309,8 @@ proto::ChecksumReply Daemon::checksum(const std::string &name)
                 memory.update(page);
             }
             reply.set_memory_sha256(hex(memory.finish()));
+            if (auto written = r.guest->pages_written_since_harvest())
+                reply.set_pages_written_since_checkpoint(*written);
             reply.set_cpu_sha256(digest_of(frozen->first));
             reply.set_devices_sha256(digest_of(frozen->second));
             reply.set_epoch(r.replicator->status().acked_epoch);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 
 extern "C" {
 #include <xen/hvm/params.h>
@@ -160,9 +161,13 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
             CHECK(xd::counter(domid) > before); // the workload ran in between
             CHECK(xd::pause_count(domid) == 1);
             require_standby_equals_domain(pair.registry, domid);
+            // Verification through log-dirty PEEK: frozen, nothing written
+            // since the checkpoint's harvest.
+            CHECK(guest.pages_written_since_harvest() == std::optional<std::uint64_t>(0));
             replicator.thaw();
         }
         CHECK(replicator.status().checkpoints >= 3);
+
         CHECK(xd::calls()["xc_logdirty_control"] >= 3);
         CHECK(xd::calls()["xenforeignmemory_map"] == 1); // mapped once, kept across epochs
         replicator.freeze(10s);
@@ -194,6 +199,30 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
     CHECK(guest->name() == "web01");
     // It runs on from where the standby was.
     check_runs_on(new_domid);
+}
+
+TEST_CASE("Xen: log-dirty PEEK counts the pages written since the last harvest and leaves the log as it is",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    XenGuest guest(pair.xen, domid);
+    CHECK_FALSE(guest.pages_written_since_harvest()); // no log yet: nothing to tell
+    guest.enable_dirty_log();
+    DirtyBitmap harvested(guest.memory_size() / kPageSize);
+    guest.harvest_dirty(harvested);
+    harvested.clear();
+    std::this_thread::sleep_for(20ms); // the workload writes
+    guest.pause();
+    const auto peeked = guest.pages_written_since_harvest();
+    REQUIRE(peeked);
+    CHECK(*peeked > 0);
+    CHECK(guest.pages_written_since_harvest() == peeked); // PEEK cleared nothing
+    guest.harvest_dirty(harvested);
+    CHECK(harvested.count() == *peeked); // the harvest found what PEEK saw
+    CHECK(guest.pages_written_since_harvest() == std::optional<std::uint64_t>(0));
+    guest.resume();
+    guest.disable_dirty_log();
 }
 
 TEST_CASE("Xen: checkpoint = suspend: each epoch suspends the guest and cancels the suspend; the copy activated "

@@ -275,6 +275,10 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             REQUIRE(here.ok());
             REQUIRE(there.ok());
             CHECK(here.checksum().memory_sha256() == there.checksum().memory_sha256());
+            // Log-dirty PEEK on the frozen domain: nothing written since the checkpoint.
+            CHECK(here.checksum().has_pages_written_since_checkpoint());
+            CHECK(here.checksum().pages_written_since_checkpoint() == 0);
+            CHECK_FALSE(there.checksum().has_pages_written_since_checkpoint());
             CHECK(here.checksum().cpu_sha256() == there.checksum().cpu_sha256());
             CHECK(here.checksum().epoch() == there.checksum().epoch());
             // (A PV domain's memory as Xen's save sends it: page tables in pfns.)
