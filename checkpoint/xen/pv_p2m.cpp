@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <sys/mman.h>
 
 extern "C" {
@@ -10,6 +11,7 @@ extern "C" {
 }
 
 #include "checkpoint/pfn.h"
+#include "checkpoint/xen/pv_page_table.h"
 #include "checkpoint/xen/xen_session.h"
 
 namespace understudy::xen {
@@ -25,6 +27,9 @@ constexpr std::uint64_t kMfnLimit = std::uint64_t{1} << 40;
 std::vector<std::uint64_t> read_entries(const XenSession &xen, std::uint32_t domid, const std::string &what,
                                         const std::vector<std::uint64_t> &frames, std::uint64_t count)
 {
+    if (count * 8 > frames.size() * kPageSize)
+        throw std::logic_error("read_entries: " + std::to_string(count) + " entries do not fit in " +
+                               std::to_string(frames.size()) + " pages");
     std::vector<xen_pfn_t> arr(frames.begin(), frames.end());
     std::vector<int> err(arr.size(), 0);
     void *base = xenforeignmemory_map(xen.foreign(), domid, PROT_READ, arr.size(), arr.data(), err.data());
@@ -51,7 +56,6 @@ std::vector<std::uint64_t> walk_p2m_list(const XenSession &xen, std::uint32_t do
                                          std::uint64_t root, std::uint64_t vaddr, std::uint64_t leaves)
 {
     constexpr std::uint64_t kXenStart = 0xffff800000000000ULL, kXenEnd = 0xffff87ffffffffffULL;
-    constexpr std::uint64_t kFrameMask = 0x000ffffffffff000ULL;
     const std::uint64_t end = vaddr + leaves * kPageSize - 1;
     auto canonical = [](std::uint64_t a) {
         return static_cast<std::int64_t>(a) >> 47 == static_cast<std::int64_t>(a) >> 63;
@@ -79,7 +83,7 @@ std::vector<std::uint64_t> walk_p2m_list(const XenSession &xen, std::uint32_t do
                                    ((e & 1) ? "mapped by a superpage" : "not mapped") + " (level " +
                                    std::to_string(level) + " of the page tables p2m_cr3 names)",
                                ERANGE);
-            frame = (e & kFrameMask) >> 12;
+            frame = (e & kPteFrameMask) >> 12;
         }
         mfns.push_back(frame);
     }

@@ -12,7 +12,6 @@ namespace {
 
 constexpr std::uint64_t kPresent = 0x1;
 constexpr std::uint64_t kSuperpage = 0x80;                  // _PAGE_PSE
-constexpr std::uint64_t kFrameMask = 0x000ffffffffff000ULL; // bits 12-51
 constexpr unsigned kXenFirstSlot = 256, kXenLastSlot = 271; // 0xffff800000000000 - 0xffff87ffffffffff
 
 } // namespace
@@ -34,7 +33,7 @@ std::string normalise_page_table(std::span<std::uint8_t> page, unsigned level, c
         if (level == 4 && i >= kXenFirstSlot && i <= kXenLastSlot) {
             pte = 0;
         } else if (pte & kPresent) {
-            const std::uint64_t mfn = (pte & kFrameMask) >> 12;
+            const std::uint64_t mfn = (pte & kPteFrameMask) >> 12;
             if (level > 1 && (pte & kSuperpage))
                 return "L" + std::to_string(level) + "[" + std::to_string(i) +
                        "] maps a superpage, which Xen's migration cannot move";
@@ -42,7 +41,7 @@ std::string normalise_page_table(std::span<std::uint8_t> page, unsigned level, c
             if (!pfn)
                 return "L" + std::to_string(level) + "[" + std::to_string(i) + "] maps machine frame " +
                        std::to_string(mfn) + ", which is not one of the domain's frames (a grant or foreign mapping)";
-            pte = (pte & ~kFrameMask) | (*pfn << 12);
+            pte = (pte & ~kPteFrameMask) | (*pfn << 12);
         }
         std::memcpy(page.data() + i * 8, &pte, 8);
     }

@@ -13,6 +13,24 @@
 
 namespace understudy::xen {
 
+// The machine (or, normalised, guest) frame bits of a page-table entry: 12-51.
+inline constexpr std::uint64_t kPteFrameMask = 0x000ffffffffff000ULL;
+
+// How XenPvState.page_tables lists a page table: its pfn, and its type
+// (XEN_DOMCTL_PFINFO_*, bits 28-31) in bits 60-63, as PAGE_DATA lists pages.
+[[nodiscard]] inline std::uint64_t page_table_entry(std::uint64_t pfn, std::uint32_t type)
+{
+    return pfn | std::uint64_t{type >> 28} << 60;
+}
+[[nodiscard]] inline std::uint64_t page_table_pfn(std::uint64_t entry)
+{
+    return entry & 0x000fffffffffffffULL;
+}
+[[nodiscard]] inline std::uint32_t page_table_type(std::uint64_t entry)
+{
+    return static_cast<std::uint32_t>(entry >> 60) << 28;
+}
+
 // A page's type as XEN_DOMCTL_getpageframeinfo3 reports it
 // (XEN_DOMCTL_PFINFO_*): 0 for data, L1..L4 page tables (pinned or not).
 // Its level, 1 to 4, or 0 when it is not a page table.

@@ -175,8 +175,8 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
             return "an MSR list of " + std::to_string(v.msrs().size()) + " bytes for " + name;
     }
     for (auto entry : pv.page_tables()) {
-        const auto pfn = entry & 0x000fffffffffffffULL;
-        const auto type = static_cast<std::uint32_t>(entry >> 60) << 28;
+        const auto pfn = page_table_pfn(entry);
+        const auto type = page_table_type(entry);
         if (pfn > pv.max_pfn() || (entry & 0x0ff0000000000000ULL) != 0)
             return "a page table at frame " + std::to_string(pfn) + ", outside the guest";
         if (page_table_level(type) == 0 || (type & ~(XEN_DOMCTL_PFINFO_LTABTYPE_MASK | XEN_DOMCTL_PFINFO_LPINTAB)) != 0)
@@ -188,7 +188,7 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
     // after the disks were promoted.
     std::unordered_map<std::uint64_t, unsigned> levels;
     for (auto entry : pv.page_tables())
-        levels[entry & 0x000fffffffffffffULL] = page_table_level(static_cast<std::uint32_t>(entry >> 60) << 28);
+        levels[page_table_pfn(entry)] = page_table_level(page_table_type(entry));
     auto level_of = [&](std::uint64_t pfn) {
         const auto it = levels.find(pfn);
         return it == levels.end() ? 0u : it->second;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "checkpoint/pfn.h"
+#include "checkpoint/xen/pv_page_table.h"
 
 namespace understudy::xen {
 
@@ -129,8 +130,8 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
             ram[p] = false;
     std::vector<std::uint8_t> types(pv ? source.pages : 0, 0); // PV page tables, by pfn
     for (auto entry : state.pv().page_tables())
-        if ((entry & kPfnMask) < types.size())
-            types[entry & kPfnMask] = static_cast<std::uint8_t>(entry >> 60);
+        if (page_table_pfn(entry) < types.size())
+            types[page_table_pfn(entry)] = static_cast<std::uint8_t>(page_table_type(entry) >> 28);
     std::vector<std::uint64_t> pfns;
     std::vector<std::span<const std::uint8_t>> data;
     auto page_batch = [&] {

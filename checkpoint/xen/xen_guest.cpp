@@ -27,7 +27,6 @@ namespace {
 
 constexpr std::uint64_t kMapChunkPages = 32768; // 128 MiB per foreign mapping
 constexpr std::size_t kBatchPages = 1024;       // per-batch mode
-constexpr std::uint64_t kPfnBits = 0x000fffffffffffff; // a pfn, below the page type in bits 60-63
 constexpr std::chrono::milliseconds kQmpTimeout{5000}; // QEMU saving its devices: milliseconds, normally
 
 constexpr std::uint32_t kCarriedParams[] = {
@@ -634,8 +633,8 @@ void XenGuest::save_pv_state(proto::XenPvState &pv) const
     std::vector<std::uint64_t> tables;
     tables.reserve(page_tables_.size());
     for (const auto &[pfn, type] : page_tables_)
-        tables.push_back(pfn | std::uint64_t{type >> 28} << 60);
-    std::sort(tables.begin(), tables.end(), [](auto a, auto b) { return (a & kPfnBits) < (b & kPfnBits); });
+        tables.push_back(page_table_entry(pfn, type));
+    std::sort(tables.begin(), tables.end(), [](auto a, auto b) { return page_table_pfn(a) < page_table_pfn(b); });
     pv.mutable_page_tables()->Add(tables.begin(), tables.end());
 }
 
