@@ -77,6 +77,8 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
                 throw StreamError(where(reader, expected) + "a second DeviceState record");
             proto::DeviceRecord record;
             reader.parse(record, "DeviceState");
+            if (auto problem = standby_.devices_problem(record.devices()); !problem.empty())
+                throw StreamError(where(reader, expected) + "DeviceState refused: " + problem);
             into.devices = std::move(*record.mutable_devices());
             continue;
         }

@@ -28,6 +28,8 @@ class StandbyGuest {
     // it can); checked before an epoch is committed, so a bad one ends the
     // stream and leaves the committed copy as it was.
     [[nodiscard]] virtual std::string cpu_problem(const proto::CpuState &) const { return ""; }
+    // The same for device state.
+    [[nodiscard]] virtual std::string devices_problem(const proto::DeviceState &) const { return ""; }
     virtual void load_cpu(const proto::CpuState &cpu) = 0;
     virtual void load_devices(const proto::DeviceState &devices) = 0;
 

@@ -21,9 +21,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxMessage = 1 << 20;
 
-class Monitor {
+} // namespace
+
+class QmpMonitor::Connection {
   public:
-    Monitor(const std::string &path, Clock::time_point deadline) : path_(path), deadline_(deadline)
+    explicit Connection(const std::string &path) : path_(path)
     {
         sockaddr_un addr{};
         addr.sun_family = AF_UNIX;
@@ -35,6 +37,9 @@ class Monitor {
             throw QmpError("cannot connect to QEMU's QMP socket " + path + ": " + std::strerror(errno) +
                            " (is the domain's device model running, and XEN_RUN_DIR right?)");
     }
+
+    // By when QEMU must have answered.
+    void answer_by(Clock::time_point deadline) { deadline_ = deadline; }
 
     // The next message that is not an asynchronous event.
     pb::Struct reply()
@@ -98,10 +103,12 @@ class Monitor {
     }
 
     std::string path_;
-    Clock::time_point deadline_;
+    Clock::time_point deadline_ = Clock::now();
     UniqueFd fd_;
     std::string buffer_;
 };
+
+namespace {
 
 std::string text_of(const pb::Struct &s, const char *key)
 {
@@ -122,27 +129,36 @@ void expect_return(const pb::Struct &reply, const std::string &command, const st
     throw QmpError("QMP socket " + path + ": an answer to " + command + " that is neither return nor error");
 }
 
-std::string json_string(const std::string &s)
+} // namespace
+
+QmpMonitor::QmpMonitor(const std::string &socket_path, std::chrono::milliseconds timeout)
+    : connection_(std::make_unique<Connection>(socket_path)), path_(socket_path), timeout_(timeout)
+{
+    connection_->answer_by(Clock::now() + timeout_);
+    if (!connection_->reply().fields().count("QMP"))
+        throw QmpError("QMP socket " + path_ + ": no QMP greeting (is it QEMU's monitor?)");
+    execute("qmp_capabilities");
+}
+
+QmpMonitor::~QmpMonitor() = default;
+
+pb::Value QmpMonitor::execute(const std::string &command, const std::string &arguments)
+{
+    connection_->answer_by(Clock::now() + timeout_);
+    connection_->send(R"({"execute":)" + qmp_string(command) +
+                      (arguments.empty() ? std::string() : R"(,"arguments":)" + arguments) + "}");
+    auto reply = connection_->reply();
+    expect_return(reply, command, path_);
+    return reply.fields().at("return");
+}
+
+std::string qmp_string(const std::string &s)
 {
     pb::Value v;
     v.set_string_value(s);
     std::string out;
     (void)pb::util::MessageToJsonString(v, &out);
     return out;
-}
-
-} // namespace
-
-void qmp_save_devices_state(const std::string &socket_path, const std::string &file, std::chrono::milliseconds timeout)
-{
-    Monitor monitor(socket_path, Clock::now() + timeout);
-    if (!monitor.reply().fields().count("QMP"))
-        throw QmpError("QMP socket " + socket_path + ": no QMP greeting (is it QEMU's monitor?)");
-    monitor.send(R"({"execute":"qmp_capabilities"})");
-    expect_return(monitor.reply(), "qmp_capabilities", socket_path);
-    monitor.send(R"({"execute":"xen-save-devices-state","arguments":{"filename":)" + json_string(file) +
-                 R"(,"live":false}})");
-    expect_return(monitor.reply(), "xen-save-devices-state", socket_path);
 }
 
 } // namespace understudy::xen

@@ -1,14 +1,17 @@
-// Saving an HVM domain's device model (QEMU) state through QEMU's QMP
-// monitor, as libxl does when it suspends a domain (libxl__qmp_suspend_save:
-// `xen-save-devices-state`). libxl starts QEMU with its QMP socket at
-// XEN_RUN_DIR/qmp-libxl-DOMID; QEMU serves one client at a time, so the
-// socket is opened for each save and closed again, as libxl does.
+// Talking to an HVM domain's device model (QEMU) through its QMP monitor,
+// as libxl does when it saves a domain (libxl__qmp_suspend_save: `stop`,
+// then `xen-save-devices-state`; `cont` when it resumes). libxl starts QEMU
+// with its QMP socket at XEN_RUN_DIR/qmp-libxl-DOMID; QEMU serves one client
+// at a time.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
+
+#include <google/protobuf/struct.pb.h>
 
 namespace understudy::xen {
 
@@ -17,12 +20,31 @@ class QmpError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// Connects to `socket_path`, negotiates capabilities, and has QEMU write its
-// device state (not guest RAM) to `file` with `xen-save-devices-state`
-// (live = false: QEMU stops its devices for the save and restarts them).
-// Throws QmpError with QEMU's error class and description, or why the
-// monitor could not be reached, within `timeout`.
-void qmp_save_devices_state(const std::string &socket_path, const std::string &file,
-                            std::chrono::milliseconds timeout);
+// One conversation with a QMP monitor: connected, greeted and capabilities
+// negotiated by the constructor; each command waits for its answer (QEMU's
+// asynchronous events in between are skipped) at most `timeout`. It may be
+// held open between commands (QEMU serves no other client meanwhile).
+// Throws QmpError.
+class QmpMonitor {
+  public:
+    QmpMonitor(const std::string &socket_path, std::chrono::milliseconds timeout);
+    ~QmpMonitor();
+    QmpMonitor(const QmpMonitor &) = delete;
+    QmpMonitor &operator=(const QmpMonitor &) = delete;
+
+    // Runs `command` with `arguments` (a JSON object, or "" for none) and
+    // returns QEMU's "return" value; QmpError with QEMU's error class and
+    // description if it refuses.
+    google::protobuf::Value execute(const std::string &command, const std::string &arguments = "");
+
+  private:
+    class Connection;
+    std::unique_ptr<Connection> connection_;
+    std::string path_;
+    std::chrono::milliseconds timeout_;
+};
+
+// `s` as a JSON string literal, for building a command's arguments.
+[[nodiscard]] std::string qmp_string(const std::string &s);
 
 } // namespace understudy::xen

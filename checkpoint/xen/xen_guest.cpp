@@ -4,6 +4,7 @@
 #include "checkpoint/xen/cpu_policy.h"
 #include "checkpoint/xen/pv_page_table.h"
 #include "checkpoint/xen/pv_state.h"
+#include "checkpoint/xen/device_model_state.h"
 #include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
@@ -131,6 +132,13 @@ XenGuest::~XenGuest()
     unmap_all();
     if (shared_info_)
         xenforeignmemory_unmap(xen_->foreign(), shared_info_, 1);
+    if (device_model_stopped_) {
+        try {
+            continue_device_model();
+        } catch (const std::exception &e) {
+            xen_->log(e.what());
+        }
+    }
     if (paused_by_us_ && xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         xen_->log("domain " + facts_.name + ": xc_domain_unpause failed: " + std::strerror(errno));
     if (suspended_by_us_)
@@ -160,6 +168,49 @@ void XenGuest::pause()
     if (xc_domain_pause(xen_->xc(), facts_.domid) != 0)
         throw_xen_error("xc_domain_pause", facts_.domid, errno);
     paused_by_us_ = true;
+    if (facts_.type != "hvm")
+        return;
+    try {
+        stop_device_model();
+    } catch (...) {
+        if (xc_domain_unpause(xen_->xc(), facts_.domid) == 0)
+            paused_by_us_ = false;
+        throw;
+    }
+}
+
+void XenGuest::stop_device_model()
+{
+    // Its emulated devices must not change the domain's memory or their own
+    // state while the checkpoint is taken (a NIC receiving, a disk
+    // completing): QEMU stops them, as it does when libxl saves a domain.
+    try {
+        device_model_ = std::make_unique<QmpMonitor>(xen_->device_model_qmp_socket(facts_.domid), kQmpTimeout);
+        device_model_->execute("stop");
+    } catch (const QmpError &e) {
+        device_model_.reset();
+        throw XenError("domain " + facts_.name + ": stopping its device model for the checkpoint: " + e.what(), EIO);
+    }
+    device_model_stopped_ = true;
+}
+
+void XenGuest::continue_device_model()
+{
+    try {
+        if (!device_model_)
+            device_model_ = std::make_unique<QmpMonitor>(xen_->device_model_qmp_socket(facts_.domid), kQmpTimeout);
+        device_model_->execute("cont");
+    } catch (const QmpError &e) {
+        device_model_.reset();
+        throw XenError("domain " + facts_.name + ": its device model did not continue after the checkpoint: " +
+                           e.what() +
+                           "; the domain runs, but its emulated devices stay stopped until QEMU continues "
+                           "(understudy tries once more when protection ends; by hand: `xl qemu-monitor-command " +
+                           facts_.name + " cont`)",
+                       EIO);
+    }
+    device_model_.reset();
+    device_model_stopped_ = false;
 }
 
 void XenGuest::resume()
@@ -177,9 +228,20 @@ void XenGuest::resume()
         suspended_by_us_ = false;
         return;
     }
+    // QEMU first: when the vCPUs run, their devices do.
+    std::string device_model_error;
+    if (device_model_stopped_) {
+        try {
+            continue_device_model();
+        } catch (const XenError &e) {
+            device_model_error = e.what();
+        }
+    }
     if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         throw_xen_error("xc_domain_unpause", facts_.domid, errno);
     paused_by_us_ = false;
+    if (!device_model_error.empty())
+        throw XenError(device_model_error, EIO);
 }
 
 void XenGuest::stop_for_good()
@@ -192,8 +254,10 @@ void XenGuest::stop_for_good()
         xen_->log("domain " + facts_.name + ": " + e.what());
     }
     unmap_all();
-    paused_by_us_ = false; // destroyed next: nothing to unpause or resume
+    paused_by_us_ = false; // destroyed next: nothing to unpause, resume or continue
     suspended_by_us_ = false;
+    device_model_.reset();
+    device_model_stopped_ = false;
     if (int rc = libxl_domain_destroy(xen_->libxl(), facts_.domid, nullptr); rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
         throw XenError("libxl_domain_destroy of domain " + std::to_string(facts_.domid) + " failed (libxl error " +
                            std::to_string(rc) + "); it is paused: destroy it with `xl destroy " + facts_.name + "`",
@@ -651,11 +715,17 @@ proto::DeviceState XenGuest::save_devices() const
         devices.set_xen_device_model(read_device_model_state(xen_->device_model_save_file(facts_.domid)));
         return devices;
     }
-    // Paused: have QEMU save it now, through its monitor, as libxl would.
+    // Paused, QEMU stopped: have it save them now, through its monitor, as
+    // libxl would.
     const auto file = xen_->dirs().lib + "/understudy-qemu-save." + std::to_string(facts_.domid);
     try {
-        qmp_save_devices_state(xen_->device_model_qmp_socket(facts_.domid), file, kQmpTimeout);
+        const auto arguments = R"({"filename":)" + qmp_string(file) + R"(,"live":false})";
+        if (!device_model_)
+            device_model_ = std::make_unique<QmpMonitor>(xen_->device_model_qmp_socket(facts_.domid), kQmpTimeout);
+        device_model_->execute("xen-save-devices-state", arguments);
+        device_model_.reset(); // the resume continues QEMU through a new connection
     } catch (const QmpError &e) {
+        device_model_.reset();
         throw XenError("domain " + facts_.name + ": saving its device model's state: " + e.what(), EIO);
     }
     devices.set_xen_device_model(read_device_model_state(file));
@@ -665,26 +735,24 @@ proto::DeviceState XenGuest::save_devices() const
 
 std::string XenGuest::read_device_model_state(const std::string &path) const
 {
-    // QEMU's device state without guest RAM (tens of KiB); it travels in the
-    // epoch's DeviceState record, whose header the stream limits.
-    constexpr std::size_t kMaxState = kMaxHeaderBytes - 4096;
     std::error_code error;
     const auto size = std::filesystem::file_size(path, error);
     if (error)
         throw XenError("domain " + facts_.name + ": its device model's saved state is not in " + path + ": " +
                            error.message(),
                        error.value());
-    if (size == 0)
-        throw XenError("domain " + facts_.name + ": " + path + " is empty, not a device model state", EINVAL);
-    if (size > kMaxState)
+    if (size > kMaxDeviceModelState)
         throw XenError("domain " + facts_.name + ": its device model state (" + path + ") is " +
-                           std::to_string(size) + " bytes, more than the " + std::to_string(kMaxState) +
+                           std::to_string(size) + " bytes, more than the " + std::to_string(kMaxDeviceModelState) +
                            " a checkpoint carries",
                        EFBIG);
     std::ifstream in(path, std::ios::binary);
     std::string state(static_cast<std::size_t>(size), '\0');
     if (!in.read(state.data(), static_cast<std::streamsize>(size)))
         throw XenError("domain " + facts_.name + ": reading " + path + " failed", EIO);
+    if (auto problem = device_model_state_problem(state); !problem.empty())
+        throw XenError("domain " + facts_.name + ": what its device model saved in " + path + " is " + problem,
+                       EINVAL);
     return state;
 }
 

@@ -25,6 +25,8 @@ struct xc_hypercall_buffer;
 
 namespace understudy::xen {
 
+class QmpMonitor;
+
 class XenGuest final : public Guest {
   public:
     // Opens running domain `domid`. Throws XenError if it is gone, or is a
@@ -85,6 +87,8 @@ class XenGuest final : public Guest {
     void unmap_all() noexcept;
     void read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const;
     std::string read_device_model_state(const std::string &path) const;
+    void stop_device_model();
+    void continue_device_model();
     void free_bitmap() noexcept;
 
     std::shared_ptr<XenSession> xen_;
@@ -95,6 +99,13 @@ class XenGuest final : public Guest {
     CheckpointWay way_;
     bool paused_by_us_ = false;
     bool suspended_by_us_ = false;
+    // HVM with checkpoint = pause: QEMU is stopped for each checkpoint, as
+    // libxl stops it to save a domain: one monitor connection from the
+    // pause until its devices are saved, one more to continue it at the
+    // resume (none held while an epoch waits for its ack or the guest is
+    // frozen: QEMU serves one client at a time, and xl needs it too).
+    mutable std::unique_ptr<QmpMonitor> device_model_;
+    bool device_model_stopped_ = false;
     bool log_dirty_ = false;
     std::vector<Mapping> mappings_;
     bool per_batch_ = false;

@@ -13,6 +13,7 @@ extern "C" {
 
 #include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/cpu_policy.h"
+#include "checkpoint/xen/device_model_state.h"
 #include "checkpoint/xen/domain_config.h"
 #include "checkpoint/xen/pv_state.h"
 #include "checkpoint/xen/restore_stream.h"
@@ -83,6 +84,18 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     }
     if (policy == policy_checked_ && !policy_verdict_.empty())
         return "a domain this host cannot run: " + policy_verdict_;
+    return "";
+}
+
+std::string XenStandby::devices_problem(const proto::DeviceState &devices) const
+{
+    const auto &state = devices.xen_device_model();
+    if (config_.type != "hvm")
+        return state.empty() ? "" : "device model state for " + name() + ", a " + config_.type + " domain, which has none";
+    if (state.empty())
+        return "no device model (QEMU) state for HVM domain " + name();
+    if (auto problem = device_model_state_problem(state); !problem.empty())
+        return "device model state of " + name() + ": " + problem;
     return "";
 }
 

@@ -24,6 +24,9 @@ class XenStandby final : public StandbyImage {
     // own save carries (a peer must not set any other parameter here), and a
     // CPU policy this host can run (checked once per policy).
     std::string cpu_problem(const proto::CpuState &cpu) const override;
+    // An HVM domain's device model state must be QEMU's (device_model_state.h);
+    // PVH and PV domains have no device model.
+    std::string devices_problem(const proto::DeviceState &devices) const override;
 
     // Creates, fills and starts the domain. On failure it destroys what it
     // created and throws.

@@ -25,7 +25,7 @@ std::filesystem::path replica(const char *name)
 }
 
 // A staged checkpoint epoch with `pages` recognisable pages and one disk write.
-void stage(StagingBuffer &b, Epoch epoch, std::uint64_t pages, std::uint8_t salt)
+void stage(StagingBuffer &b, Epoch epoch, std::uint64_t pages, std::uint8_t salt, std::uint32_t device_format = 7)
 {
     b.reset(epoch, proto::EpochBegin::CHECKPOINT);
     std::vector<Pfn> pfns;
@@ -39,27 +39,38 @@ void stage(StagingBuffer &b, Epoch epoch, std::uint64_t pages, std::uint8_t salt
     b.cpu.Clear();
     b.cpu.set_format(7);
     b.cpu.mutable_kvm()->add_vcpus()->set_regs(std::string(8, static_cast<char>(salt)));
-    b.devices.set_format(7);
+    b.devices.set_format(device_format);
     b.disk.writes.push_back({3, 2});
     b.disk.data.assign(1024, salt);
 }
 
-std::vector<std::uint8_t> encode(std::vector<std::pair<Epoch, std::uint8_t>> epochs, PageCodecSettings codec = {})
+std::vector<std::uint8_t> encode(std::vector<std::pair<Epoch, std::uint8_t>> epochs, PageCodecSettings codec = {},
+                                 std::uint32_t device_format = 7)
 {
     MemoryLink link;
     RecordWriter writer(link);
     EpochSender sender(codec, kMemory);
     StagingBuffer buffer(kMemory);
     for (auto [epoch, salt] : epochs) {
-        stage(buffer, epoch, 40, salt);
+        stage(buffer, epoch, 40, salt, device_format);
         SendCounters counters;
         sender.send(buffer, writer, counters);
     }
     return link.written();
 }
 
+// A standby that refuses device state of format 8, as a backend refuses
+// device state that is not its own (XenStandby: not QEMU's).
+struct PickyStandby final : StandbyImage {
+    using StandbyImage::StandbyImage;
+    std::string devices_problem(const proto::DeviceState &devices) const override
+    {
+        return devices.format() == 8 ? "format 8 is not this standby's" : "";
+    }
+};
+
 struct Backup {
-    StandbyImage standby{"g", kMemory, kDisk, replica("g")};
+    PickyStandby standby{"g", kMemory, kDisk, replica("g")};
     ReceivedEpoch epoch;
     Epoch committed{0};
 
@@ -202,6 +213,11 @@ TEST_CASE("hostile streams are refused and leave the committed standby as it was
         writer.write(RecordType::disk_writes, disk, std::vector<std::uint8_t>(1024));
         writer.flush();
         CHECK_THAT(backup.run(link.written()), Catch::Contains("outside the"));
+    }
+    SECTION("device state the standby refuses")
+    {
+        CHECK_THAT(backup.run(encode({{Epoch{2}, 9}}, {}, 8)),
+                   Catch::Contains("DeviceState refused: format 8 is not this standby's"));
     }
     SECTION("a compressed batch when compression was not agreed")
     {

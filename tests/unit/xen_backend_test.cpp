@@ -160,6 +160,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
             CHECK(pair.registry.status().at(0).epoch == epoch.value);
             CHECK(xd::counter(domid) > before); // the workload ran in between
             CHECK(xd::pause_count(domid) == 1);
+            CHECK_FALSE(xd::device_model_running(domid)); // QEMU stopped with it
             require_standby_equals_domain(pair.registry, domid);
             // Verification through log-dirty PEEK: frozen, nothing written
             // since the checkpoint's harvest.
@@ -179,6 +180,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
         replicator.stop("test: unprotect");
         CHECK_FALSE(xd::log_dirty_enabled(domid));
         CHECK(xd::pause_count(domid) == 0);
+        CHECK(xd::device_model_running(domid));
     }
     // The primary dies; the backup builds the domain from its standby.
     xd::destroy_domain(domid);
@@ -508,32 +510,69 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     CHECK(xd::exists(domid));
 }
 
-TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, or it is too large for a checkpoint) stops "
-          "protection with the reason, and the domain runs on",
+TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, it is too large for a checkpoint, or it "
+          "is not QEMU's) stops protection with the reason, and the domain runs on",
           "[xen]")
 {
-    const bool refused = GENERATE(true, false);
+    const std::string trouble = GENERATE(as<std::string>(), "refused", "too large", "not QEMU's", "no stop");
+    INFO(trouble);
     Pair pair;
     const auto domid = make_domain();
     Protection protection(pair, domid);
     auto &replicator = protection.replicator;
-    if (refused)
+    if (trouble == "refused")
         xd::fail_call("qmp:xen-save-devices-state", EIO);
-    else
+    else if (trouble == "no stop")
+        xd::fail_call("qmp:stop", EIO);
+    else if (trouble == "too large")
         xd::pad_device_model_state(2 << 20);
+    else
+        xd::replace_device_model_state("Error: disk full\n");
     const auto error = wait_for_error(replicator);
     INFO(pair.log.all());
-    if (refused)
+    if (trouble == "refused")
         CHECK_THAT(error, Catch::Contains("domain web01: saving its device model's state: QEMU refused "
                                           "xen-save-devices-state (QMP socket " +
                                           (pair.xen_dir / ("qmp-libxl-" + std::to_string(domid))).string() +
                                           "): GenericError: Failed to save device state"));
-    else
+    else if (trouble == "no stop")
+        CHECK_THAT(error, Catch::Contains("domain web01: stopping its device model for the checkpoint: QEMU refused "
+                                          "stop") &&
+                              Catch::Contains("GenericError: Could not stop"));
+    else if (trouble == "too large")
         CHECK_THAT(error, Catch::Contains("domain web01: its device model state (") &&
                               Catch::Contains("bytes, more than the 1044480 a checkpoint carries"));
+    else
+        CHECK_THAT(error, Catch::Contains("domain web01: what its device model saved in " + pair.xen_dir.string() +
+                                          "/understudy-qemu-save." + std::to_string(domid) +
+                                          " is not QEMU device state (no QEVM magic at its start)"));
     CHECK_FALSE(xd::log_dirty_enabled(domid));
     CHECK(xd::pause_count(domid) == 0);
+    CHECK(xd::device_model_running(domid));
     replicator.stop("test over");
+}
+
+TEST_CASE("Xen: QEMU that does not continue after a checkpoint stops protection with the reason and what to do; the "
+          "domain runs, and its device model is continued when protection ends",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    {
+        Protection protection(pair, domid);
+        xd::fail_call("qmp:cont", EIO, 0, 1); // once
+        const auto error = wait_for_error(protection.replicator);
+        INFO(pair.log.all());
+        CHECK_THAT(error, Catch::Contains("domain web01: its device model did not continue after the checkpoint: "
+                                          "QEMU refused cont") &&
+                              Catch::Contains("its emulated devices stay stopped until QEMU continues") &&
+                              Catch::Contains("`xl qemu-monitor-command web01 cont`"));
+        CHECK(xd::pause_count(domid) == 0); // its vCPUs run
+        CHECK_FALSE(xd::device_model_running(domid));
+        protection.replicator.stop("test over");
+        CHECK_FALSE(xd::log_dirty_enabled(domid));
+    }
+    CHECK(xd::device_model_running(domid)); // the second try, as the guest is let go
 }
 
 TEST_CASE("Xen: enabling log-dirty is refused: protection does not start, and says why", "[xen]")
@@ -668,14 +707,18 @@ TEST_CASE("Xen: a standby refuses CPU state that is not its domain's, before any
     CHECK_THAT(standby.cpu_problem(bad), Catch::Contains("not the state of a Xen domain"));
 }
 
-TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the devices: no socket, not QMP, silence",
+TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the devices: no socket, not QMP, silence; "
+          "a monitor held open between commands still answers",
           "[xen]")
 {
     const auto dir = std::filesystem::temp_directory_path() / ("understudy-qmp-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
     const auto socket = (dir / "qmp-libxl-7").string();
     const auto file = (dir / "state").string();
-    CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 1s),
+    auto save = [&](std::chrono::milliseconds timeout) {
+        QmpMonitor(socket, timeout).execute("xen-save-devices-state", R"({"filename":)" + qmp_string(file) + "}");
+    };
+    CHECK_THROWS_WITH(save(1s),
                       Catch::Contains("cannot connect to QEMU's QMP socket " + socket) &&
                           Catch::Contains("No such file or directory"));
     {
@@ -687,7 +730,7 @@ TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the device
         REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
         REQUIRE(::listen(listener.get(), 1) == 0);
         const auto t0 = std::chrono::steady_clock::now();
-        CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 300ms),
+        CHECK_THROWS_WITH(save(300ms),
                           Catch::Contains("QEMU did not answer in time"));
         CHECK(std::chrono::steady_clock::now() - t0 < 5s);
         ::unlink(socket.c_str());
@@ -697,11 +740,48 @@ TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the device
         xd::FakeQmp qmp(socket, [](const std::string &, const google::protobuf::Struct &) {
             return std::string(R"({"error": {"class": "GenericError", "desc": "No space left on device"}})");
         });
-        CHECK_THROWS_WITH(qmp_save_devices_state(socket, file, 2s),
+        CHECK_THROWS_WITH(save(2s),
                           Catch::Contains("QEMU refused xen-save-devices-state") &&
                               Catch::Contains("GenericError: No space left on device"));
     }
+    {
+        // Held open longer than its timeout between commands, a monitor still
+        // gets answers: the timeout is per command.
+        xd::FakeQmp qmp(socket, [](const std::string &command, const google::protobuf::Struct &) {
+            return std::string(command == "stop" || command == "cont" ? R"({"return": {}})"
+                                                                      : R"({"error": {"class": "CommandNotFound"}})");
+        });
+        QmpMonitor monitor(socket, 200ms);
+        CHECK_NOTHROW(monitor.execute("stop"));
+        std::this_thread::sleep_for(400ms);
+        CHECK_NOTHROW(monitor.execute("cont"));
+        CHECK_THROWS_WITH(monitor.execute("quit"), Catch::Contains("QEMU refused quit"));
+    }
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Xen: a standby takes only QEMU's device state for an HVM domain, and none for PVH or PV", "[xen]")
+{
+    const std::string qemu = std::string("QEVM\0\0\0\3", 8) + "\x04 sections";
+    auto problem = [](const std::string &type, const std::string &state) {
+        XenStandby standby(web_config(16, type), 4096 * kPageSize, [] { return std::shared_ptr<XenSession>(); },
+                           nullptr);
+        proto::DeviceState devices;
+        devices.set_format(1);
+        devices.set_xen_device_model(state);
+        return standby.devices_problem(devices);
+    };
+    CHECK(problem("hvm", qemu) == "");
+    CHECK_THAT(problem("hvm", ""), Catch::Contains("no device model (QEMU) state for HVM domain web01"));
+    CHECK_THAT(problem("hvm", "QEVM"), Catch::Contains("4 bytes, too short for QEMU device state"));
+    CHECK_THAT(problem("hvm", "<html>Internal Server Error</html>"),
+               Catch::Contains("device model state of web01: not QEMU device state (no QEVM magic at its start)"));
+    CHECK_THAT(problem("hvm", std::string("QEVM\0\0\0\2", 8) + "old"),
+               Catch::Contains("a file format version other than 3"));
+    CHECK_THAT(problem("hvm", qemu + std::string(1 << 20, '\0')), Catch::Contains("more than the 1044480"));
+    CHECK(problem("pvh", "") == "");
+    CHECK_THAT(problem("pvh", qemu), Catch::Contains("device model state for web01, a pvh domain, which has none"));
+    CHECK_THAT(problem("pv", qemu), Catch::Contains("a pv domain, which has none"));
 }
 
 TEST_CASE("Xen: an HVM standby without device model state is not activated, and its disks are not promoted", "[xen]")

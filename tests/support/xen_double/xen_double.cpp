@@ -1,6 +1,7 @@
 // TEST DOUBLE: see xen_double.h. The C entry points at the end have the
 // signatures of Debian's libxen-dev 4.17 headers, which this file includes.
 #include "tests/support/xen_double/xen_double.h"
+#include "checkpoint/xen/qmp_client.h"
 #include "tests/support/xen_double/fake_qmp.h"
 #include "tests/support/xen_double/pv_layout.h"
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -78,7 +80,9 @@ struct Domain {
     std::vector<std::uint8_t> emulator_context;  // its EMULATOR_CONTEXT record
     std::string device_model_state;              // what its device model saved last
     unsigned device_model_saves = 0;
-    std::unique_ptr<FakeQmp> qmp;                // its device model's monitor (HVM)
+    std::atomic<bool> device_model_running{true}; // the stand-in's run state (QMP stop / cont)
+    std::unique_ptr<FakeQmp> qmp;                // its device model's monitor (HVM) ...
+    std::unique_ptr<RealDeviceModel> real_dm;    // ... or a real device model
     TscInfo tsc;
     std::atomic<std::uint64_t> counter{0};
     std::thread vcpu;
@@ -117,7 +121,9 @@ std::size_t g_map_limit = 0;
 std::string g_restore_error;
 std::string g_device_model_dir; // XEN_LIB_DIR
 std::string g_run_dir;          // XEN_RUN_DIR
+std::string g_real_dm_binary;   // "": the QMP stand-in
 std::size_t g_device_model_padding = 0;
+std::string g_device_model_replacement; // "": the stand-in's state
 std::vector<std::uint8_t> g_last_stream;
 std::uint32_t g_host_max_leaf = 0x16;
 std::uint32_t g_host_leaf1_ecx = 0xffffffff;
@@ -270,6 +276,7 @@ void stop_vcpu(Domain &d)
 void release(const std::shared_ptr<Domain> &d)
 {
     d->qmp.reset();
+    d->real_dm.reset();
     stop_vcpu(*d);
     for (auto &slot : g_slots)
         if (slot.base.load() == d->view) {
@@ -292,17 +299,42 @@ void protect_all(Domain &d)
     mprotect(d.view, d.spec.pages * kPage, PROT_READ);
 }
 
-// What the device model saves of itself: a stand-in in QEMU's file format's
-// magic that names the moment (the domain's step) and the way.
+// What the device model saves of itself: a stand-in that begins as QEMU's
+// file format does (magic, version 3) and names the moment (the domain's
+// step) and the way; or, with a real device model, what QEMU saves when
+// libxl asks it to.
 void save_device_model(Domain &d, const std::string &path, const char *way)
 {
+    if (d.real_dm) {
+        understudy::xen::QmpMonitor(d.real_dm->qmp_socket(), std::chrono::seconds(5))
+            .execute("xen-save-devices-state", R"({"filename":)" + understudy::xen::qmp_string(path) +
+                                                   R"(,"live":false})");
+        std::ifstream in(path, std::ios::binary);
+        std::string state((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::lock_guard lock(g_mutex);
+        ++d.device_model_saves;
+        d.device_model_state = std::move(state);
+        return;
+    }
     std::lock_guard lock(g_mutex);
     ++d.device_model_saves;
-    const std::string state = "QEVM device state of domain " + std::to_string(d.domid) + " at step " +
-                              std::to_string(d.counter.load()) + ", save " + std::to_string(d.device_model_saves) +
-                              " (" + way + ")";
+    const std::string state = !g_device_model_replacement.empty()
+                                  ? g_device_model_replacement
+                                  : std::string("QEVM\0\0\0\3", 8) + " device state of domain " +
+                                        std::to_string(d.domid) + " at step " + std::to_string(d.counter.load()) +
+                                        ", save " + std::to_string(d.device_model_saves) + " (" + way + ")";
     std::ofstream(path, std::ios::binary | std::ios::trunc) << state << std::string(g_device_model_padding, '\0');
     d.device_model_state = state;
+}
+
+// libxl stops QEMU before it saves a domain and has it continue when the
+// domain resumes.
+void run_device_model(Domain &d, bool run)
+{
+    if (d.real_dm)
+        understudy::xen::QmpMonitor(d.real_dm->qmp_socket(), std::chrono::seconds(5)).execute(run ? "cont" : "stop");
+    else
+        d.device_model_running = run;
 }
 
 // A PV guest's start info page names its xenstore and console pages by
@@ -398,23 +430,34 @@ std::uint32_t create_domain(const DomainSpec &spec)
     }
     if (!slotted)
         throw std::runtime_error("xen double: too many domains");
-    std::string run_dir;
+    std::string run_dir, real_dm;
     {
         std::lock_guard lock(g_mutex);
         g_domains[d->domid] = d;
         run_dir = g_run_dir;
+        real_dm = g_real_dm_binary;
     }
-    if (spec.type == "hvm" && !run_dir.empty()) {
+    if (spec.type == "hvm" && !run_dir.empty() && !real_dm.empty()) {
+        d->real_dm = std::make_unique<RealDeviceModel>(real_dm, run_dir, d->domid);
+    } else if (spec.type == "hvm" && !run_dir.empty()) {
         std::weak_ptr<Domain> weak = d;
         d->qmp = std::make_unique<FakeQmp>(
             run_dir + "/qmp-libxl-" + std::to_string(d->domid),
             [weak](const std::string &command, const google::protobuf::Struct &arguments) -> std::string {
                 auto dom = weak.lock();
-                if (command != "xen-save-devices-state" || !dom)
+                const bool known = command == "xen-save-devices-state" || command == "stop" || command == "cont";
+                if (!known || !dom)
                     return R"({"error": {"class": "CommandNotFound", "desc": "The command )" + command +
                            R"( has not been found"}})";
-                if (intercept("qmp:xen-save-devices-state"))
-                    return R"({"error": {"class": "GenericError", "desc": "Failed to save device state"}})";
+                if (intercept("qmp:" + command))
+                    return R"({"error": {"class": "GenericError", "desc": ")" +
+                           std::string(command == "xen-save-devices-state" ? "Failed to save device state"
+                                                                           : "Could not " + command) +
+                           R"("}})";
+                if (command != "xen-save-devices-state") {
+                    dom->device_model_running = command == "cont";
+                    return R"({"return": {}})";
+                }
                 const auto it = arguments.fields().find("filename");
                 const auto live = arguments.fields().find("live");
                 if (it == arguments.fields().end() || live == arguments.fields().end() || live->second.bool_value())
@@ -566,6 +609,32 @@ void pad_device_model_state(std::size_t bytes)
 {
     std::lock_guard lock(g_mutex);
     g_device_model_padding = bytes;
+}
+
+void replace_device_model_state(const std::string &bytes)
+{
+    std::lock_guard lock(g_mutex);
+    g_device_model_replacement = bytes;
+}
+
+void use_real_device_model(const std::string &binary)
+{
+    std::lock_guard lock(g_mutex);
+    g_real_dm_binary = binary;
+}
+
+bool device_model_running(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return false;
+    return d->real_dm ? d->real_dm->status() == "running" : d->device_model_running.load();
+}
+
+RealDeviceModel *real_device_model(std::uint32_t domid)
+{
+    auto d = find(domid);
+    return d ? d->real_dm.get() : nullptr;
 }
 
 void set_xen_dirs(const std::string &lib, const std::string &run)
@@ -817,7 +886,9 @@ void reset()
         g_last_stream.clear();
         g_device_model_dir.clear();
         g_run_dir.clear();
+        g_real_dm_binary.clear();
         g_device_model_padding = 0;
+        g_device_model_replacement.clear();
     }
     for (auto &[id, d] : doomed)
         release(d);
@@ -1782,6 +1853,27 @@ int libxl_domain_create_restore(libxl_ctx *, libxl_domain_config *d_config, uint
     StreamReader in{restore_fd, &copy};
     try {
         restore_into(*d, in);
+        if (d->real_dm) { // libxl starts QEMU loading the stream's EMULATOR_CONTEXT (-incoming fd:N)
+            std::string run_dir, binary;
+            {
+                std::lock_guard lock(xd::g_mutex);
+                run_dir = xd::g_run_dir;
+                binary = xd::g_real_dm_binary;
+            }
+            const auto saved = run_dir + "/qemu-resume." + std::to_string(*domid);
+            std::ofstream(saved, std::ios::binary | std::ios::trunc)
+                .write(reinterpret_cast<const char *>(d->emulator_context.data()),
+                       static_cast<std::streamsize>(d->emulator_context.size()));
+            d->real_dm.reset();
+            try {
+                d->real_dm = std::make_unique<xd::RealDeviceModel>(binary, run_dir, *domid, saved);
+            } catch (const std::exception &e) {
+                ::unlink(saved.c_str());
+                throw std::runtime_error(std::string("the device model did not start from its saved state: ") +
+                                         e.what());
+            }
+            ::unlink(saved.c_str());
+        }
     } catch (const std::exception &e) {
         {
             std::lock_guard lock(xd::g_mutex);
@@ -2025,8 +2117,14 @@ int libxl_domain_suspend_only(libxl_ctx *, uint32_t domid, const libxl_asyncop_h
         std::lock_guard lock(xd::g_mutex);
         lib = xd::g_device_model_dir;
     }
-    if (d->spec.type == "hvm" && !lib.empty())
-        xd::save_device_model(*d, lib + "/qemu-save." + std::to_string(domid), "libxl suspend");
+    if (d->spec.type == "hvm" && !lib.empty()) {
+        try {
+            xd::run_device_model(*d, false);
+            xd::save_device_model(*d, lib + "/qemu-save." + std::to_string(domid), "libxl suspend");
+        } catch (const std::exception &) {
+            return ERROR_FAIL; // libxl: QMP failed
+        }
+    }
     return 0;
 }
 
@@ -2048,6 +2146,13 @@ int libxl_domain_resume(libxl_ctx *, uint32_t domid, int suspend_cancel, const l
             xd::canonicalise_start_info(*d, false);
     }
     d->step_cv.notify_all();
+    if (d->spec.type == "hvm") {
+        try {
+            xd::run_device_model(*d, true);
+        } catch (const std::exception &) {
+            return ERROR_FAIL; // libxl: QMP failed
+        }
+    }
     return 0;
 }
 

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/xen_double/device_model.h"
+
 struct shared_info_x86_64;
 
 namespace understudy::testing::xen_double {
@@ -107,8 +109,19 @@ struct TscInfo {
 // last, and what a restored domain's device model started from (its
 // EMULATOR_CONTEXT).
 void set_xen_dirs(const std::string &lib, const std::string &run);
-// Device model states saved from now on are this many bytes longer.
+// HVM domains created from now on get a REAL device model run from
+// `binary` (device_model.h) instead of the QMP stand-in; "" goes back to
+// the stand-in. A restore then starts one that loads the stream's
+// EMULATOR_CONTEXT, and fails, as libxl's would, if QEMU cannot load it.
+void use_real_device_model(const std::string &binary);
+// Whether its device model runs (QEMU's `stop` and `cont`).
+[[nodiscard]] bool device_model_running(std::uint32_t domid);
+// The domain's real device model, or null.
+[[nodiscard]] RealDeviceModel *real_device_model(std::uint32_t domid);
+// Device model states saved from now on are this many bytes longer; or are
+// exactly `bytes` ("": the stand-in's usual state).
 void pad_device_model_state(std::size_t bytes);
+void replace_device_model_state(const std::string &bytes);
 [[nodiscard]] std::string device_model_state(std::uint32_t domid);
 [[nodiscard]] std::string emulator_context(std::uint32_t domid);
 [[nodiscard]] std::uint64_t populated_frames(std::uint32_t domid);
