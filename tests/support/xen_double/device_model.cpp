@@ -85,9 +85,14 @@ RealDeviceModel::RealDeviceModel(const std::string &binary, const std::string &r
     for (auto &a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
+    // Killed with the test if it dies, where that is the process: the
+    // signal comes when the forking thread ends, and other threads (a
+    // daemon's request handler) end before the domain does.
+    const bool main_thread = ::gettid() == ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) { // only async-signal-safe calls from here
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (main_thread)
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (log_fd >= 0) {
             ::dup2(log_fd, 1);
             ::dup2(log_fd, 2);
