@@ -52,12 +52,27 @@ class QmpMonitor::Connection {
         }
     }
 
-    void send(const std::string &json)
+    // `passed` (if not -1) travels with the first bytes, as SCM_RIGHTS.
+    void send(const std::string &json, int passed)
     {
         std::string line = json + "\n";
         std::size_t sent = 0;
         while (sent < line.size()) {
-            const auto n = ::send(fd_.get(), line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+            iovec io{line.data() + sent, line.size() - sent};
+            msghdr message{};
+            message.msg_iov = &io;
+            message.msg_iovlen = 1;
+            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+            if (passed >= 0 && sent == 0) {
+                message.msg_control = control;
+                message.msg_controllen = sizeof control;
+                auto *c = CMSG_FIRSTHDR(&message);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+            }
+            const auto n = ::sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)
@@ -140,13 +155,30 @@ QmpMonitor::QmpMonitor(const std::string &socket_path, std::chrono::milliseconds
     execute("qmp_capabilities");
 }
 
+int QmpMonitor::add_fd(int fd)
+{
+    const auto added = execute("add-fd", "", fd);
+    const auto &fields = added.struct_value().fields();
+    const auto id = fields.find("fdset-id");
+    if (id == fields.end() || id->second.kind_case() != pb::Value::kNumberValue || id->second.number_value() < 0 ||
+        id->second.number_value() > 1e9 || id->second.number_value() != static_cast<int>(id->second.number_value()))
+        throw QmpError("QMP socket " + path_ + ": add-fd answered without a usable fdset-id");
+    return static_cast<int>(id->second.number_value());
+}
+
+void QmpMonitor::remove_fd_set(int fdset)
+{
+    execute("remove-fd", R"({"fdset-id":)" + std::to_string(fdset) + "}");
+}
+
 QmpMonitor::~QmpMonitor() = default;
 
-pb::Value QmpMonitor::execute(const std::string &command, const std::string &arguments)
+pb::Value QmpMonitor::execute(const std::string &command, const std::string &arguments, int passed_fd)
 {
     connection_->answer_by(Clock::now() + timeout_);
     connection_->send(R"({"execute":)" + qmp_string(command) +
-                      (arguments.empty() ? std::string() : R"(,"arguments":)" + arguments) + "}");
+                          (arguments.empty() ? std::string() : R"(,"arguments":)" + arguments) + "}",
+                      passed_fd);
     auto reply = connection_->reply();
     expect_return(reply, command, path_);
     return reply.fields().at("return");

@@ -34,8 +34,16 @@ class QmpMonitor {
 
     // Runs `command` with `arguments` (a JSON object, or "" for none) and
     // returns QEMU's "return" value; QmpError with QEMU's error class and
-    // description if it refuses.
-    google::protobuf::Value execute(const std::string &command, const std::string &arguments = "");
+    // description if it refuses. `passed_fd` (if not -1) is passed to QEMU
+    // with the command (SCM_RIGHTS).
+    google::protobuf::Value execute(const std::string &command, const std::string &arguments = "",
+                                    int passed_fd = -1);
+    // Passes `fd` to QEMU (add-fd); QEMU opens "/dev/fdset/ID" as a dup of it
+    // where a command takes a file name. Returns the ID.
+    int add_fd(int fd);
+    // QEMU closes the fd set's descriptors (remove-fd): each added one must
+    // be, or QEMU keeps it open.
+    void remove_fd_set(int fdset);
 
   private:
     class Connection;

@@ -1,18 +1,19 @@
 #include "checkpoint/xen/xen_guest.h"
 
 #include "checkpoint/stream/record.h"
+#include "checkpoint/unique_fd.h"
 #include "checkpoint/xen/cpu_policy.h"
+#include "checkpoint/xen/device_model_state.h"
 #include "checkpoint/xen/pv_page_table.h"
 #include "checkpoint/xen/pv_state.h"
-#include "checkpoint/xen/device_model_state.h"
 #include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern "C" {
@@ -712,47 +713,77 @@ proto::DeviceState XenGuest::save_devices() const
     if (facts_.type != "hvm")
         return devices; // PVH and PV: no device model state
     if (way_ == CheckpointWay::suspend) { // libxl had QEMU save it while suspending
-        devices.set_xen_device_model(read_device_model_state(xen_->device_model_save_file(facts_.domid)));
+        const auto path = xen_->device_model_save_file(facts_.domid);
+        UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!file)
+            throw XenError("domain " + facts_.name + ": its device model's saved state is not in " + path + ": " +
+                               std::strerror(errno),
+                           errno);
+        devices.set_xen_device_model(read_device_model_state(file.get(), "in " + path));
         return devices;
     }
     // Paused, QEMU stopped: have it save them now, through its monitor, as
-    // libxl would.
-    const auto file = xen_->dirs().lib + "/understudy-qemu-save." + std::to_string(facts_.domid);
+    // libxl does: into a file descriptor passed to it (add-fd), since QEMU
+    // may run as another user in a chroot (xl.cfg dm_restrict), where it
+    // can open no path of ours. Ours is a memfd: nothing on disk.
+    UniqueFd state(::memfd_create("understudy-qemu-state", MFD_CLOEXEC));
+    UniqueFd writer(state ? ::open(("/proc/self/fd/" + std::to_string(state.get())).c_str(), O_WRONLY | O_CLOEXEC)
+                          : -1);
+    if (!writer)
+        throw XenError("domain " + facts_.name + ": a memfd for its device model's state: " + std::strerror(errno),
+                       errno);
     try {
-        const auto arguments = R"({"filename":)" + qmp_string(file) + R"(,"live":false})";
         if (!device_model_)
             device_model_ = std::make_unique<QmpMonitor>(xen_->device_model_qmp_socket(facts_.domid), kQmpTimeout);
-        device_model_->execute("xen-save-devices-state", arguments);
+        const int fdset = device_model_->add_fd(writer.get());
+        writer.reset();
+        try {
+            device_model_->execute("xen-save-devices-state",
+                                   R"({"filename":"/dev/fdset/)" + std::to_string(fdset) + R"(","live":false})");
+        } catch (const QmpError &) {
+            try {
+                device_model_->remove_fd_set(fdset);
+            } catch (const QmpError &) {
+                // the connection is gone: QEMU cleans up after its clients
+            }
+            throw;
+        }
+        device_model_->remove_fd_set(fdset);
         device_model_.reset(); // the resume continues QEMU through a new connection
     } catch (const QmpError &e) {
         device_model_.reset();
         throw XenError("domain " + facts_.name + ": saving its device model's state: " + e.what(), EIO);
     }
-    devices.set_xen_device_model(read_device_model_state(file));
-    ::unlink(file.c_str());
+    devices.set_xen_device_model(read_device_model_state(state.get(), "through its QMP monitor"));
     return devices;
 }
 
-std::string XenGuest::read_device_model_state(const std::string &path) const
+std::string XenGuest::read_device_model_state(int fd, const std::string &where) const
 {
-    std::error_code error;
-    const auto size = std::filesystem::file_size(path, error);
-    if (error)
-        throw XenError("domain " + facts_.name + ": its device model's saved state is not in " + path + ": " +
-                           error.message(),
-                       error.value());
+    struct stat st{};
+    if (::fstat(fd, &st) != 0)
+        throw XenError("domain " + facts_.name + ": its device model's state saved " + where + ": " +
+                           std::strerror(errno),
+                       errno);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
     if (size > kMaxDeviceModelState)
-        throw XenError("domain " + facts_.name + ": its device model state (" + path + ") is " +
+        throw XenError("domain " + facts_.name + ": its device model state (saved " + where + ") is " +
                            std::to_string(size) + " bytes, more than the " + std::to_string(kMaxDeviceModelState) +
                            " a checkpoint carries",
                        EFBIG);
-    std::ifstream in(path, std::ios::binary);
     std::string state(static_cast<std::size_t>(size), '\0');
-    if (!in.read(state.data(), static_cast<std::streamsize>(size)))
-        throw XenError("domain " + facts_.name + ": reading " + path + " failed", EIO);
+    std::size_t got = 0;
+    while (got < state.size()) {
+        const auto n = ::pread(fd, state.data() + got, state.size() - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw XenError("domain " + facts_.name + ": reading its device model's state saved " + where + " failed",
+                           EIO);
+        got += static_cast<std::size_t>(n);
+    }
     if (auto problem = device_model_state_problem(state); !problem.empty())
-        throw XenError("domain " + facts_.name + ": what its device model saved in " + path + " is " + problem,
-                       EINVAL);
+        throw XenError("domain " + facts_.name + ": what its device model saved " + where + " is " + problem, EINVAL);
     return state;
 }
 

@@ -86,7 +86,8 @@ class XenGuest final : public Guest {
     void note_not_ram(std::uint64_t pfn);
     void unmap_all() noexcept;
     void read_batch(std::span<const Pfn> pfns, std::uint8_t *dst) const;
-    std::string read_device_model_state(const std::string &path) const;
+    // The device model state QEMU wrote into `fd` (`where`: for messages).
+    std::string read_device_model_state(int fd, const std::string &where) const;
     void stop_device_model();
     void continue_device_model();
     void free_bitmap() noexcept;

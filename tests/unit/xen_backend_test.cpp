@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -168,6 +169,9 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
             replicator.thaw();
         }
         CHECK(replicator.status().checkpoints >= 3);
+        // QEMU wrote each state into a descriptor passed to it (add-fd), and
+        // was told to close every one of them (remove-fd).
+        CHECK(xd::device_model_fdsets(domid) == 0);
 
         CHECK(xd::calls()["xc_logdirty_control"] >= 3);
         CHECK(xd::calls()["xenforeignmemory_map"] == 1); // mapped once, kept across epochs
@@ -543,9 +547,8 @@ TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, it is too
         CHECK_THAT(error, Catch::Contains("domain web01: its device model state (") &&
                               Catch::Contains("bytes, more than the 1044480 a checkpoint carries"));
     else
-        CHECK_THAT(error, Catch::Contains("domain web01: what its device model saved in " + pair.xen_dir.string() +
-                                          "/understudy-qemu-save." + std::to_string(domid) +
-                                          " is not QEMU device state (no QEVM magic at its start)"));
+        CHECK_THAT(error, Catch::Contains("domain web01: what its device model saved through its QMP monitor is "
+                                          "not QEMU device state (no QEVM magic at its start)"));
     CHECK_FALSE(xd::log_dirty_enabled(domid));
     CHECK(xd::pause_count(domid) == 0);
     CHECK(xd::device_model_running(domid));
@@ -756,6 +759,15 @@ TEST_CASE("Xen: the QMP client says why QEMU's monitor could not save the device
         std::this_thread::sleep_for(400ms);
         CHECK_NOTHROW(monitor.execute("cont"));
         CHECK_THROWS_WITH(monitor.execute("quit"), Catch::Contains("QEMU refused quit"));
+        // A descriptor passed with add-fd makes an fd set; remove-fd ends it.
+        UniqueFd passed(::memfd_create("qmp-test", MFD_CLOEXEC));
+        const int id = monitor.add_fd(passed.get());
+        CHECK(qmp.fdsets() == 1);
+        monitor.remove_fd_set(id);
+        CHECK(qmp.fdsets() == 0);
+        CHECK_THROWS_WITH(monitor.add_fd(-1), Catch::Contains("QEMU refused add-fd") &&
+                                                  Catch::Contains("No file descriptor supplied via SCM_RIGHTS"));
+        CHECK_THROWS_WITH(monitor.remove_fd_set(id), Catch::Contains("not found"));
     }
     std::filesystem::remove_all(dir);
 }

@@ -105,6 +105,10 @@ TEST_CASE("Xen: a real device model (Debian's Xen QEMU) is stopped and saved wit
         replicator.stop("test: the primary dies");
         CHECK_FALSE(xd::log_dirty_enabled(domid));
         CHECK(qemu->status() == "running"); // let go with its domain
+        // Each state was written into a descriptor passed to QEMU (add-fd, as
+        // libxl does); running again, QEMU holds none of them (it closes
+        // removed fd sets only while it runs).
+        CHECK(xd::device_model_fdsets(domid) == 0);
     }
     xd::destroy_domain(domid); // its QEMU goes with it
     auto [guest, new_domid] = activate_standby(pair);

@@ -1,11 +1,16 @@
 // TEST DOUBLE of QEMU's QMP monitor, as libxl starts it for an HVM domain
 // (a Unix socket at XEN_RUN_DIR/qmp-libxl-DOMID, one client at a time): the
-// greeting, qmp_capabilities, and whatever commands `handler` answers; an
-// asynchronous event is sent before each answer, as QEMU may.
+// greeting, qmp_capabilities, QEMU's fd sets (add-fd with a descriptor
+// passed by SCM_RIGHTS, remove-fd; a "filename" of "/dev/fdset/ID" reaches
+// the handler as a path that opens that descriptor), and whatever commands
+// `handler` answers; an asynchronous event is sent before each answer, as
+// QEMU may.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -23,6 +28,9 @@ class FakeQmp {
     FakeQmp(const FakeQmp &) = delete;
     FakeQmp &operator=(const FakeQmp &) = delete;
 
+    // Fd sets added and not removed.
+    [[nodiscard]] std::size_t fdsets() const;
+
   private:
     void serve();
     void talk(int client);
@@ -31,6 +39,9 @@ class FakeQmp {
     Handler handler_;
     int listener_ = -1;
     std::atomic<bool> stop_{false};
+    mutable std::mutex mutex_;
+    std::map<int, int> fdsets_; // id -> descriptor
+    int next_fdset_ = 0;
     std::thread thread_;
 };
 

@@ -631,6 +631,19 @@ bool device_model_running(std::uint32_t domid)
     return d->real_dm ? d->real_dm->status() == "running" : d->device_model_running.load();
 }
 
+std::size_t device_model_fdsets(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return 0;
+    if (d->real_dm)
+        return static_cast<std::size_t>(understudy::xen::QmpMonitor(d->real_dm->qmp_socket(), std::chrono::seconds(5))
+                                            .execute("query-fdsets")
+                                            .list_value()
+                                            .values_size());
+    return d->qmp ? d->qmp->fdsets() : 0;
+}
+
 RealDeviceModel *real_device_model(std::uint32_t domid)
 {
     auto d = find(domid);

@@ -116,6 +116,8 @@ void set_xen_dirs(const std::string &lib, const std::string &run);
 void use_real_device_model(const std::string &binary);
 // Whether its device model runs (QEMU's `stop` and `cont`).
 [[nodiscard]] bool device_model_running(std::uint32_t domid);
+// The fd sets its device model holds (QMP add-fd without remove-fd).
+[[nodiscard]] std::size_t device_model_fdsets(std::uint32_t domid);
 // The domain's real device model, or null.
 [[nodiscard]] RealDeviceModel *real_device_model(std::uint32_t domid);
 // Device model states saved from now on are this many bytes longer; or are
