@@ -18,6 +18,7 @@
 
 extern "C" {
 #include <libxl.h>
+#include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 #include <xen/hvm/params.h>
@@ -62,6 +63,19 @@ std::span<const std::uint32_t> carried_hvm_params()
 XenGuest::XenGuest(std::shared_ptr<XenSession> xen, std::uint32_t domid, CheckpointWay way)
     : xen_(std::move(xen)), facts_(describe_domain(*xen_, domid)), way_(way)
 {
+    if (std::uint32_t target = 0; libxl_is_stubdom(xen_->libxl(), facts_.domid, &target))
+        throw XenError("domain " + facts_.name + " is the device model stub domain of domain " +
+                           std::to_string(target) + ": protect that domain (libxl saves and rebuilds its stub domain "
+                           "with it)",
+                       EINVAL);
+    if (facts_.type == "hvm" && way_ == CheckpointWay::pause)
+        if (const int stub = libxl_get_stubdom_id(xen_->libxl(), static_cast<int>(facts_.domid)); stub > 0)
+            throw XenError("HVM domain " + facts_.name + " runs its device model in stub domain " +
+                               std::to_string(stub) +
+                               ": with checkpoint = pause, understudy has QEMU save its state into a descriptor "
+                               "passed through QEMU's monitor in Dom0, which a stub domain cannot receive; use "
+                               "checkpoint = suspend, where libxl saves a stub domain's QEMU itself",
+                           EOPNOTSUPP);
     if (facts_.type == "pv")
         open_pv();
     else if (facts_.type != "hvm" && facts_.type != "pvh")

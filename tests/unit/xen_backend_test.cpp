@@ -662,6 +662,30 @@ TEST_CASE("Xen: domains are found by name or domid; unknown names are refused wi
                                                      Catch::Contains("Dom0"));
 }
 
+TEST_CASE("Xen: a device model stub domain is not protected itself, and its HVM domain only with checkpoint = "
+          "suspend, each refusal saying why",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    xd::DomainSpec stub;
+    stub.name = "web01-dm";
+    stub.type = "pv";
+    stub.pages = 256;
+    stub.stubdom_for = domid;
+    const auto stub_domid = xd::create_domain(stub);
+    CHECK_THROWS_WITH(XenGuest(pair.xen, stub_domid, CheckpointWay::suspend),
+                      Catch::Contains("domain web01-dm is the device model stub domain of domain " +
+                                      std::to_string(domid) + ": protect that domain"));
+    CHECK_THROWS_WITH(XenGuest(pair.xen, domid, CheckpointWay::pause),
+                      Catch::Contains("HVM domain web01 runs its device model in stub domain " +
+                                      std::to_string(stub_domid)) &&
+                          Catch::Contains("use checkpoint = suspend"));
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    XenGuest suspended(pair.xen, domid, CheckpointWay::suspend); // libxl saves the stub domain's QEMU
+    CHECK(suspended.checkpoint_way() == CheckpointWay::suspend);
+}
+
 TEST_CASE("Xen: a standby whose xl.cfg gives the domain less memory is refused by Xen's restore, and nothing is left "
           "behind",
           "[xen]")

@@ -1924,6 +1924,25 @@ libxl_device_nic *libxl_device_nic_list(libxl_ctx *, uint32_t domid, int *num)
     return list;
 }
 
+int libxl_get_stubdom_id(libxl_ctx *, int guest_domid)
+{
+    std::lock_guard lock(xd::g_mutex);
+    for (const auto &[id, d] : xd::g_domains)
+        if (d->spec.stubdom_for != 0 && d->spec.stubdom_for == static_cast<std::uint32_t>(guest_domid))
+            return static_cast<int>(id);
+    return 0;
+}
+
+int libxl_is_stubdom(libxl_ctx *, uint32_t domid, uint32_t *target_domid)
+{
+    auto d = xd::find(domid);
+    if (!d || d->spec.stubdom_for == 0)
+        return 0;
+    if (target_domid)
+        *target_domid = d->spec.stubdom_for;
+    return 1;
+}
+
 libxl_device_disk *libxl_device_disk_list(libxl_ctx *, uint32_t domid, int *num)
 {
     *num = 0;

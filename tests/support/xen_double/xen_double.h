@@ -50,6 +50,9 @@ struct DomainSpec {
     std::uint32_t cpuid_max_leaf = 0xd;
     std::uint32_t cpuid_leaf1_ecx = 0x7ffafbff;
     std::uint32_t tsc_khz = 2400000;
+    // This domain is the device model stub domain of domain `stubdom_for`
+    // (libxl_is_stubdom, libxl_get_stubdom_id); 0: it is none.
+    std::uint32_t stubdom_for = 0;
 };
 
 // This "host's" maximum CPU policy for guests (xc_cpu_policy_get_system): a
