@@ -190,7 +190,11 @@ std::uint32_t XenStandby::restore_paused(XenSession &xen)
         throw XenError(config_error, EINVAL);
     if (rc != 0)
         throw XenError("libxl_domain_create_restore for " + name() + " failed (libxl error " + std::to_string(rc) +
-                           "; Xen's own messages are in the log above)" +
+                           "; Xen's own messages are in the log above" +
+                           (config_.type == "hvm" ? "; QEMU's, where its device model did not start from the "
+                                                    "saved state, in /var/log/xen/qemu-dm-" + name() + ".log"
+                                                  : std::string()) +
+                           ")" +
                            (write_error.empty() ? std::string() : "; writing the stream: " + write_error),
                        EIO);
     xen.log("domain " + name() + ": restored paused as domain " + std::to_string(domid) +

@@ -120,3 +120,39 @@ TEST_CASE("Xen: a real device model (Debian's Xen QEMU) is stopped and saved wit
     CHECK(restored->read_cmos(kCmosByte) == committed);
     check_with_xen_verifier(xd::last_restore_stream(), "Libxl Record: Emulator context");
 }
+
+TEST_CASE("Xen: device state that is QEMU's in its header but that QEMU cannot load makes the failover fail with "
+          "Xen's error and where QEMU's words are, and leaves no domain",
+          "[xen][qemu]")
+{
+    if (auto missing = missing_device_model(); !missing.empty()) {
+        WARN("SKIPPED: " + missing);
+        return;
+    }
+    Pair pair;
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.pages = 4096;
+    const auto domid = xd::create_domain(spec); // its device model: the stand-in ...
+    xd::start_workload(domid, 50us);
+    // ... which saves a header the standby accepts and a body no QEMU can load.
+    xd::replace_device_model_state(std::string("QEVM\0\0\0\3", 8) + std::string(64, '\x5a'));
+    {
+        XenGuest guest(pair.xen, domid);
+        Replicator replicator(guest, pair.connect(), pair.settings(), std::ref(pair.log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.freeze(10s);
+        replicator.stop("test: the primary dies");
+    }
+    xd::destroy_domain(domid);
+    xd::use_real_device_model(xd::real_device_model_binary()); // the backup's QEMU is real
+    auto standby = pair.registry.take("web01");
+    REQUIRE(standby);
+    CHECK_THROWS_WITH(standby->activate(), Catch::Contains("libxl_domain_create_restore for web01 failed") &&
+                                               Catch::Contains("/var/log/xen/qemu-dm-web01.log"));
+    // QEMU's own words, as the double's libxl reports them.
+    CHECK_THAT(xd::last_restore_error(),
+               Catch::Contains("the device model did not start from its saved state") && Catch::Contains("exited"));
+    CHECK(xd::domid_of("web01") == 0);
+}

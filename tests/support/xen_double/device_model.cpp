@@ -113,6 +113,12 @@ RealDeviceModel::RealDeviceModel(const std::string &binary, const std::string &r
     const auto deadline = Clock::now() + kStartTimeout;
     auto fail = [&](const std::string &why) {
         const auto tail = log_tail();
+        if (!exited()) { // no destructor runs after a constructor throws
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (qtest_fd_ >= 0)
+            ::close(qtest_fd_);
         throw std::runtime_error("device model " + binary + " for domain " + std::to_string(domid) + " " + why +
                                  (tail.empty() ? std::string() : ": " + tail));
     };
