@@ -8,10 +8,15 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <unordered_map>
 
 #include "checkpoint/xen/pv_p2m.h"
 
 namespace understudy::xen {
+
+// A PV domain's page tables: pfn -> type (XEN_DOMCTL_PFINFO_L1TAB..L4TAB,
+// with XEN_DOMCTL_PFINFO_LPINTAB for pinned ones).
+using PageTableMap = std::unordered_map<std::uint64_t, std::uint32_t>;
 
 // The machine (or, normalised, guest) frame bits of a page-table entry: 12-51.
 inline constexpr std::uint64_t kPteFrameMask = 0x000ffffffffff000ULL;

@@ -140,7 +140,8 @@ void save_pv_vcpus(const XenSession &xen, std::uint32_t domid, unsigned max_vcpu
     }
 }
 
-std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, unsigned max_vcpus)
+std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, unsigned max_vcpus,
+                             const PageTableMap *committed)
 {
     if (pv.guest_width() != 8)
         return "a PV guest " + std::to_string(pv.guest_width() * 8) + " bits wide (only 64-bit ones are protected)";
@@ -174,24 +175,35 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
         if (v.msrs().size() % sizeof(xen_domctl_vcpu_msr_t) != 0 || v.msrs().size() > (1u << 20))
             return "an MSR list of " + std::to_string(v.msrs().size()) + " bytes for " + name;
     }
+    const bool complete = pv.page_tables_complete();
+    if (!complete && !committed)
+        return "changes to page tables of which no complete list was committed";
     for (auto entry : pv.page_tables()) {
         const auto pfn = page_table_pfn(entry);
         const auto type = page_table_type(entry);
         if (pfn > pv.max_pfn() || (entry & 0x0ff0000000000000ULL) != 0)
             return "a page table at frame " + std::to_string(pfn) + ", outside the guest";
-        if (page_table_level(type) == 0 || (type & ~(XEN_DOMCTL_PFINFO_LTABTYPE_MASK | XEN_DOMCTL_PFINFO_LPINTAB)) != 0)
+        const bool none = type == 0 && !complete; // a change: no longer a page table
+        const bool table = page_table_level(type) != 0 &&
+                           (type & ~(XEN_DOMCTL_PFINFO_LTABTYPE_MASK | XEN_DOMCTL_PFINFO_LPINTAB)) == 0;
+        if (!none && !table)
             return "page type " + std::to_string(entry >> 60) + " for frame " + std::to_string(pfn) +
                    ", which is not a page table's";
     }
     // The frames each vCPU's context names, as Xen's restore checks them
     // (process_vcpu_basic): a bad one would fail the restore at failover,
-    // after the disks were promoted.
+    // after the disks were promoted. Against the page tables as they will
+    // be: this checkpoint's list, or its changes over the committed ones.
     std::unordered_map<std::uint64_t, unsigned> levels;
     for (auto entry : pv.page_tables())
         levels[page_table_pfn(entry)] = page_table_level(page_table_type(entry));
     auto level_of = [&](std::uint64_t pfn) {
-        const auto it = levels.find(pfn);
-        return it == levels.end() ? 0u : it->second;
+        if (const auto it = levels.find(pfn); it != levels.end())
+            return it->second;
+        if (complete)
+            return 0u;
+        const auto it = committed->find(pfn);
+        return it == committed->end() ? 0u : page_table_level(it->second);
     };
     for (const auto &v : pv.vcpus()) {
         vcpu_guest_context_x86_64_t c;
@@ -221,6 +233,18 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
         if (level_of(pfn) != 0)
             return "a p2m frame at " + std::to_string(pfn) + " that is a page table";
     return "";
+}
+
+void apply_page_tables(const proto::XenPvState &pv, PageTableMap &tables)
+{
+    if (pv.page_tables_complete())
+        tables.clear();
+    for (auto entry : pv.page_tables()) {
+        if (const auto type = page_table_type(entry); type != 0)
+            tables[page_table_pfn(entry)] = type;
+        else
+            tables.erase(page_table_pfn(entry));
+    }
 }
 
 } // namespace understudy::xen

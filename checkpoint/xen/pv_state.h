@@ -10,6 +10,7 @@
 
 #include "checkpoint/xen/hypercall_buffer.h"
 #include "checkpoint/xen/pv_p2m.h"
+#include "checkpoint/xen/pv_page_table.h"
 #include "proto/vm_state.pb.h"
 
 namespace understudy::xen {
@@ -34,7 +35,14 @@ void save_pv_vcpus(const XenSession &xen, std::uint32_t domid, unsigned max_vcpu
 // Why `pv` (from the network) cannot be the state of a 64-bit PV domain of
 // `pages` frames and at most `max_vcpus` vCPUs; "" if it can. Checks what
 // Xen's restore checks of the same records, so that a bad one is refused
-// before it is committed, not at failover.
-[[nodiscard]] std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, unsigned max_vcpus);
+// before it is committed, not at failover. A checkpoint that carries only
+// the changes of the page tables is checked against `committed`, the page
+// tables as of the checkpoint before (null: none was committed).
+[[nodiscard]] std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, unsigned max_vcpus,
+                                           const PageTableMap *committed);
+
+// The page tables after `pv`'s checkpoint: its complete list, or `tables`
+// with its changes applied.
+void apply_page_tables(const proto::XenPvState &pv, PageTableMap &tables);
 
 } // namespace understudy::xen

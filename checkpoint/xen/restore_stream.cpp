@@ -129,9 +129,10 @@ void write_restore_stream(const RestoreSource &source, const std::function<void(
         for (std::uint64_t p = r.first(); p < r.first() + r.count() && p < source.pages; ++p)
             ram[p] = false;
     std::vector<std::uint8_t> types(pv ? source.pages : 0, 0); // PV page tables, by pfn
-    for (auto entry : state.pv().page_tables())
-        if (page_table_pfn(entry) < types.size())
-            types[page_table_pfn(entry)] = static_cast<std::uint8_t>(page_table_type(entry) >> 28);
+    if (pv && source.page_tables)
+        for (const auto &[pfn, type] : *source.page_tables)
+            if (pfn < types.size())
+                types[pfn] = static_cast<std::uint8_t>(type >> 28);
     std::vector<std::uint64_t> pfns;
     std::vector<std::span<const std::uint8_t>> data;
     auto page_batch = [&] {

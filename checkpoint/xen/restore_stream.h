@@ -22,6 +22,7 @@
 #include <span>
 #include <string_view>
 
+#include "checkpoint/xen/pv_page_table.h"
 #include "proto/vm_state.pb.h"
 
 namespace understudy::xen {
@@ -32,6 +33,7 @@ struct RestoreSource {
     std::function<std::span<const std::uint8_t>(std::uint64_t pfn)> page;
     std::uint32_t xen_major = 4, xen_minor = 17; // the Xen that writes it (the domain header says so)
     std::string_view device_model;               // HVM: QEMU's saved state ("" for PVH)
+    const PageTableMap *page_tables = nullptr;   // PV: its page tables (pfn -> type)
 };
 
 // Writes the whole stream through `out`, which throws to stop it.

@@ -127,6 +127,8 @@ void XenGuest::read_p2m()
         unmap_all(); // mapped again below, through the p2m as it is now
     p2m_ = std::move(now);
     page_tables_.clear(); // the first copy reads every page's type again
+    table_changes_.clear();
+    complete_tables_sent_ = false; // a new stream: its first checkpoint lists them all
     read_again_.clear();
     if (!types_buffer_)
         types_buffer_ = std::make_unique<HypercallBuffer>(xen_->xc(), kTypeBatch * sizeof(xen_pfn_t));
@@ -449,7 +451,7 @@ void XenGuest::follow_pv_p2m(DirtyBitmap &into)
             if (after != kNoFrame)
                 into.set(Pfn{pfn});
             else
-                page_tables_.erase(pfn);
+                set_page_type(pfn, 0);
         }
     }
     xen_->log("domain " + facts_.name + ": " + std::to_string(changed) +
@@ -602,7 +604,7 @@ void XenGuest::normalise_pv_pages(std::span<const Pfn> pfns, std::uint8_t *dst) 
         for (; first < pfns.size() && n < kTypeBatch; ++first) {
             const auto pfn = pfns[first].value;
             if (!p2m_.has_frame(pfn)) {
-                page_tables_.erase(pfn);
+                set_page_type(pfn, 0);
                 continue;
             }
             frames[n] = p2m_.mfns[pfn];
@@ -615,11 +617,9 @@ void XenGuest::normalise_pv_pages(std::span<const Pfn> pfns, std::uint8_t *dst) 
             const auto pfn = pfns[at[k]].value;
             const auto type = static_cast<std::uint32_t>(frames[k]);
             const unsigned level = page_table_level(type);
-            if (level == 0) {
-                page_tables_.erase(pfn);
+            set_page_type(pfn, level == 0 ? 0 : type);
+            if (level == 0)
                 continue;
-            }
-            page_tables_[pfn] = type;
             const auto problem = normalise_page_table({dst + at[k] * kPageSize, kPageSize}, level, p2m_);
             if (problem.empty())
                 continue;
@@ -701,20 +701,40 @@ void XenGuest::save_pv_state(proto::XenPvState &pv) const
         pv.add_p2m_frames(pfn);
     pv.set_shared_info(std::string(static_cast<const char *>(shared_info_), kPageSize));
     save_pv_vcpus(*xen_, facts_.domid, facts_.vcpus, p2m_, pv);
-    // Every page table, as read last; a page whose type changed since was
+    // The page tables as read last; a page whose type changed since was
     // written (Xen marks a page dirty when it becomes or stops being a page
-    // table), so it was read again in this epoch.
+    // table), so it was read again in this epoch. All of them at a stream's
+    // first checkpoint, then the changes since the checkpoint before.
     constexpr std::size_t kMaxTables = (kMaxHeaderBytes - 65536) / 8;
-    if (page_tables_.size() > kMaxTables)
-        throw XenError("PV domain " + facts_.name + " has " + std::to_string(page_tables_.size()) +
-                           " page tables, more than the " + std::to_string(kMaxTables) + " a checkpoint carries",
+    const bool complete = !complete_tables_sent_;
+    const auto &listed = complete ? page_tables_ : table_changes_;
+    if (listed.size() > kMaxTables)
+        throw XenError("PV domain " + facts_.name + " has " + std::to_string(listed.size()) + " page tables" +
+                           (complete ? "" : " changed since its last checkpoint") + ", more than the " +
+                           std::to_string(kMaxTables) + " a checkpoint carries",
                        EFBIG);
     std::vector<std::uint64_t> tables;
-    tables.reserve(page_tables_.size());
-    for (const auto &[pfn, type] : page_tables_)
+    tables.reserve(listed.size());
+    for (const auto &[pfn, type] : listed)
         tables.push_back(page_table_entry(pfn, type));
     std::sort(tables.begin(), tables.end(), [](auto a, auto b) { return page_table_pfn(a) < page_table_pfn(b); });
     pv.mutable_page_tables()->Add(tables.begin(), tables.end());
+    pv.set_page_tables_complete(complete);
+    complete_tables_sent_ = true;
+    table_changes_.clear();
+}
+
+void XenGuest::set_page_type(std::uint64_t pfn, std::uint32_t type) const
+{
+    const auto it = page_tables_.find(pfn);
+    const std::uint32_t was = it == page_tables_.end() ? 0 : it->second;
+    if (was == type)
+        return;
+    if (type == 0)
+        page_tables_.erase(it);
+    else
+        page_tables_[pfn] = type;
+    table_changes_[pfn] = type;
 }
 
 proto::DeviceState XenGuest::save_devices() const

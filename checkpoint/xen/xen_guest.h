@@ -19,6 +19,7 @@
 #include "checkpoint/xen/checkpoint_way.h"
 #include "checkpoint/xen/hypercall_buffer.h"
 #include "checkpoint/xen/pv_p2m.h"
+#include "checkpoint/xen/pv_page_table.h"
 #include "checkpoint/xen/xen_session.h"
 
 struct xc_hypercall_buffer;
@@ -123,7 +124,12 @@ class XenGuest final : public Guest {
     // Read along with the pages (read_pages is the only place types are
     // asked for): the frames that are page tables now, and the frames whose
     // page table could not be normalised while the guest ran (read again).
-    mutable std::unordered_map<std::uint64_t, std::uint32_t> page_tables_;
+    mutable PageTableMap page_tables_;
+    // Frames whose type changed since the last checkpoint (0: no longer a
+    // page table), and whether this stream was sent the complete list.
+    mutable PageTableMap table_changes_;
+    mutable bool complete_tables_sent_ = false;
+    void set_page_type(std::uint64_t pfn, std::uint32_t type) const;
     mutable std::vector<std::uint64_t> read_again_;
 };
 

@@ -48,7 +48,9 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     if (x.domain_type() == "pv") {
         if (!x.has_pv())
             return "a PV domain's state without its PV part";
-        if (auto problem = pv_state_problem(x.pv(), pages(), config_.vcpus); !problem.empty())
+        if (auto problem =
+                pv_state_problem(x.pv(), pages(), config_.vcpus, page_tables_committed_ ? &page_tables_ : nullptr);
+            !problem.empty())
             return problem;
     } else if (x.hvm_context().size() < 24 || x.hvm_context().size() > kMaxContext) {
         return "an HVM context of " + std::to_string(x.hvm_context().size()) + " bytes";
@@ -85,6 +87,15 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     if (policy == policy_checked_ && !policy_verdict_.empty())
         return "a domain this host cannot run: " + policy_verdict_;
     return "";
+}
+
+void XenStandby::load_cpu(const proto::CpuState &cpu)
+{
+    if (cpu.has_xen() && cpu.xen().has_pv()) { // checked by cpu_problem against what is committed here
+        apply_page_tables(cpu.xen().pv(), page_tables_);
+        page_tables_committed_ = true;
+    }
+    StandbyImage::load_cpu(cpu);
 }
 
 std::string XenStandby::devices_problem(const proto::DeviceState &devices) const
@@ -141,6 +152,7 @@ std::uint32_t XenStandby::restore_paused(XenSession &xen)
     source.state = &cpu()->xen();
     source.pages = pages();
     source.page = [this](std::uint64_t pfn) { return page(Pfn{pfn}); };
+    source.page_tables = &page_tables_;
     if (devices())
         source.device_model = devices()->xen_device_model();
     if (version > 0) {

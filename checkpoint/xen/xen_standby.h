@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "checkpoint/standby_image.h"
+#include "checkpoint/xen/pv_page_table.h"
 #include "checkpoint/xen/xen_session.h"
 #include "checkpoint/xen/xl_config.h"
 
@@ -27,6 +28,11 @@ class XenStandby final : public StandbyImage {
     // An HVM domain's device model state must be QEMU's (device_model_state.h);
     // PVH and PV domains have no device model.
     std::string devices_problem(const proto::DeviceState &devices) const override;
+    // A PV domain's checkpoint carries its page tables in full once, then
+    // their changes: applied here as it commits.
+    void load_cpu(const proto::CpuState &cpu) override;
+    // A PV standby's page tables as committed (pfn -> type).
+    [[nodiscard]] const PageTableMap &page_tables() const noexcept { return page_tables_; }
 
     // Creates, fills and starts the domain. On failure it destroys what it
     // created and throws.
@@ -36,6 +42,8 @@ class XenStandby final : public StandbyImage {
     std::uint32_t restore_paused(XenSession &xen);
 
     XlConfig config_;
+    PageTableMap page_tables_;
+    bool page_tables_committed_ = false;
     OpenXen open_xen_;
     std::function<void()> before_create_;
     mutable std::string policy_checked_; // the CPUID and MSR policy last checked against this host

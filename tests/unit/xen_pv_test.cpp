@@ -51,10 +51,13 @@ vcpu_guest_context_x86_64_t basic_of(const proto::XenPvVcpu &v)
     return c;
 }
 
-// The page tables a checkpoint says the domain has, against the double's.
-void check_page_tables(const proto::XenPvState &pv, std::uint32_t domid)
+// The page tables the standby holds (the first checkpoint's list, changed
+// by each later one), against the double's.
+void check_page_tables(const PageTableMap &tables, std::uint32_t domid)
 {
-    std::set<std::uint64_t> sent(pv.page_tables().begin(), pv.page_tables().end());
+    std::set<std::uint64_t> sent;
+    for (const auto &[pfn, type] : tables)
+        sent.insert(page_table_entry(pfn, type));
     std::set<std::uint64_t> has;
     for (std::uint64_t pfn = 0; pfn < kPages; ++pfn)
         if (const auto type = xd::page_type(domid, pfn); type & XEN_DOMCTL_PFINFO_LTABTYPE_MASK)
@@ -94,7 +97,13 @@ void require_standby_equals_pv_domain(StandbyRegistry &registry, std::uint32_t d
         CHECK(pv.vcpus(0).extended().size() == sizeof(xen_domctl_ext_vcpucontext));
         CHECK(pv.vcpus(0).xsave().size() == 832);
         CHECK(pv.vcpus(0).msrs().size() == sizeof(xen_domctl_vcpu_msr_t));
-        check_page_tables(pv, domid);
+        check_page_tables(dynamic_cast<const XenStandby &>(standby).page_tables(), domid);
+        // Past a stream's first checkpoint, only what changed: the workload
+        // rewrites entries, not types, and balloons data frames.
+        if (image.cpu()->xen().pv().page_tables_complete())
+            CHECK(pv.page_tables_size() == 5);
+        else
+            CHECK(pv.page_tables_size() == 0);
         // Frames that are not RAM (ballooned out) are said so.
         std::set<std::uint64_t> not_ram;
         for (const auto &r : x.not_ram())
@@ -370,6 +379,7 @@ TEST_CASE("Xen PV: a standby refuses PV state that Xen's restore would refuse, b
     v->set_basic(basic(c));
     pv->add_page_tables(100 | std::uint64_t{0xc} << 60); // a pinned L4
     pv->add_page_tables(101 | std::uint64_t{0x1} << 60); // an L1
+    pv->set_page_tables_complete(true);
     CHECK(standby.cpu_problem(cpu) == "");
 
     auto refused = [&](auto change, const std::string &why) {
@@ -402,9 +412,36 @@ TEST_CASE("Xen PV: a standby refuses PV state that Xen's restore would refuse, b
     context([](vcpu_guest_context_x86_64_t &b) { b.ctrlreg[3] = 101 << 12; }, "cr3 (frame 101) is not an L4");
     context([](vcpu_guest_context_x86_64_t &b) { b.ctrlreg[1] = 101 << 12 | 1; }, "user cr3 (frame 101) is not an L4");
     refused([](proto::XenPvState &p) { p.set_p2m_frames(0, 101); }, "p2m frame at 101 that is a page table");
+    refused([](proto::XenPvState &p) { p.set_page_tables(1, 101); }, "page type 0 for frame 101");
     proto::CpuState no_pv = cpu;
     no_pv.mutable_xen()->clear_pv();
     CHECK_THAT(standby.cpu_problem(no_pv), Catch::Contains("without its PV part"));
+
+    // Later checkpoints carry only the page tables that changed, checked
+    // against those committed.
+    proto::CpuState changes = cpu;
+    auto *delta = changes.mutable_xen()->mutable_pv();
+    delta->set_page_tables_complete(false);
+    delta->clear_page_tables();
+    delta->add_page_tables(101);                          // no longer a page table
+    delta->add_page_tables(102 | std::uint64_t{0x1} << 60); // a new L1
+    CHECK_THAT(standby.cpu_problem(changes), Catch::Contains("no complete list was committed"));
+    standby.load_cpu(cpu);
+    CHECK(standby.page_tables() == PageTableMap{{100, 0xcu << 28}, {101, 0x1u << 28}});
+    CHECK(standby.cpu_problem(changes) == "");
+    standby.load_cpu(changes);
+    CHECK(standby.page_tables() == PageTableMap{{100, 0xcu << 28}, {102, 0x1u << 28}});
+    // cr3 must still be an L4 once the changes are applied.
+    proto::CpuState no_l4 = changes;
+    no_l4.mutable_xen()->mutable_pv()->add_page_tables(100);
+    CHECK_THAT(standby.cpu_problem(no_l4), Catch::Contains("cr3 (frame 100) is not an L4"));
+    // And the start info page may be one that stopped being a page table.
+    auto start_info = c;
+    start_info.user_regs.rdx = 101;
+    proto::CpuState moved = changes;
+    moved.mutable_xen()->mutable_pv()->clear_page_tables();
+    moved.mutable_xen()->mutable_pv()->mutable_vcpus(0)->set_basic(basic(start_info));
+    CHECK(standby.cpu_problem(moved) == "");
 }
 
 TEST_CASE("Xen PV: a page table is normalised as Xen's save does it: machine frames to pfns, Xen's L4 slots "
