@@ -13,6 +13,7 @@ extern "C" {
 }
 
 #include "checkpoint/xen/pv_page_table.h"
+#include "tests/support/bit_flip_proxy.h"
 #include "tests/support/xen_double/pv_layout.h"
 #include "tests/unit/xen_test_pair.h"
 
@@ -337,6 +338,37 @@ TEST_CASE("Xen PV: a shared info page the guest fills with nonsense stops protec
         CHECK_FALSE(xd::suspended(domid));
         protection.replicator.stop("test over");
     }
+}
+
+TEST_CASE("Xen PV: after a stream to the backup is lost, the next one starts again from every page table",
+          "[xen][pv]")
+{
+    Pair pair(16, "pv");
+    const auto domid = make_pv_domain();
+    understudy::testing::BitFlipProxy proxy(pair.server->port());
+    auto connect = [&proxy]() -> std::unique_ptr<Link> {
+        Endpoint to{"127.0.0.1", proxy.port()};
+        auto fd = connect_tcp(to, 2s);
+        tune_stream_socket(fd.get(), 2s);
+        return std::make_unique<SocketLink>(std::move(fd), to.to_string(), 2s);
+    };
+    XenGuest guest(pair.xen, domid, CheckpointWay::suspend);
+    Replicator replicator(guest, connect, pair.settings(), std::ref(pair.log));
+    replicator.start();
+    REQUIRE(replicator.wait_protected(20s));
+    // A flipped bit: the backup refuses that epoch and the stream ends; the
+    // primary starts a new one with a full copy, to a new standby.
+    proxy.arm(4096);
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while ((replicator.status().resyncs == 0 || !replicator.wait_protected(10ms)) &&
+           std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(10ms);
+    INFO(pair.log.all());
+    REQUIRE(proxy.flipped());
+    REQUIRE(replicator.status().resyncs >= 1);
+    replicator.freeze(10s);
+    require_standby_equals_pv_domain(pair.registry, domid);
+    replicator.stop("test over");
 }
 
 TEST_CASE("Xen PV: a PV domain that vanishes while its vCPUs are saved ends protection cleanly", "[xen][pv]")
