@@ -1,6 +1,9 @@
 // How a protected Xen domain is stopped for each checkpoint, chosen per guest
 // (`checkpoint = pause | suspend` in its [guest] section; docs/xen.md).
-//  - pause: xc_domain_pause/unpause. The guest never notices. A copy
+//  - pause: stopped by Xen without the guest's help: an HVM domain by
+//    Xen's suspend shutdown and xc_domain_resume (Xen lets a vCPU finish an
+//    emulated I/O first), a PVH one by xc_domain_pause/unpause; its QEMU is
+//    stopped meanwhile. The guest never notices. A copy
 //    activated on the backup runs on as if nothing happened, so PV frontends
 //    in it keep talking to backends that do not exist there.
 //  - suspend: libxl_domain_suspend_only, then libxl_domain_resume with

@@ -9,11 +9,13 @@
 #include "checkpoint/xen/qmp_client.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 extern "C" {
@@ -21,6 +23,7 @@ extern "C" {
 #include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
+#include <xenguest.h>
 #include <xen/hvm/params.h>
 }
 
@@ -158,6 +161,8 @@ XenGuest::~XenGuest()
     }
     if (paused_by_us_ && xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
         xen_->log("domain " + facts_.name + ": xc_domain_unpause failed: " + std::strerror(errno));
+    if (shut_down_by_us_ && xc_domain_resume(xen_->xc(), facts_.domid, 0) != 0)
+        xen_->log("domain " + facts_.name + ": xc_domain_resume failed: " + std::strerror(errno));
     if (suspended_by_us_)
         if (int rc = libxl_domain_resume(xen_->libxl(), facts_.domid, 1, nullptr); rc != 0)
             xen_->log("domain " + facts_.name + ": libxl_domain_resume failed (libxl error " + libxl_error_text(rc) +
@@ -182,18 +187,67 @@ void XenGuest::pause()
         suspended_by_us_ = true;
         return;
     }
-    if (xc_domain_pause(xen_->xc(), facts_.domid) != 0)
-        throw_xen_error("xc_domain_pause", facts_.domid, errno);
-    paused_by_us_ = true;
-    if (facts_.type != "hvm")
+    if (facts_.type != "hvm") {
+        if (xc_domain_pause(xen_->xc(), facts_.domid) != 0)
+            throw_xen_error("xc_domain_pause", facts_.domid, errno);
+        paused_by_us_ = true;
         return;
+    }
+    shut_down_for_checkpoint();
     try {
         stop_device_model();
     } catch (...) {
-        if (xc_domain_unpause(xen_->xc(), facts_.domid) == 0)
-            paused_by_us_ = false;
+        try {
+            resume_from_shutdown();
+        } catch (const std::exception &e) {
+            xen_->log(e.what());
+        }
         throw;
     }
+}
+
+void XenGuest::shut_down_for_checkpoint()
+{
+    // Xen's suspend shutdown, as libxl stops an HVM guest without PV
+    // drivers, not xc_domain_pause: Xen defers it while a vCPU is inside an
+    // emulated I/O that QEMU has not completed, so that no I/O is half done
+    // at a checkpoint (a vCPU paused mid-I/O would do it again after a
+    // failover). The guest sees nothing of it.
+    constexpr auto kTimeout = std::chrono::seconds(2);
+    if (xc_domain_shutdown(xen_->xc(), facts_.domid, SHUTDOWN_suspend) != 0)
+        throw_xen_error("xc_domain_shutdown(SHUTDOWN_suspend)", facts_.domid, errno);
+    shut_down_by_us_ = true;
+    const auto until = std::chrono::steady_clock::now() + kTimeout;
+    for (auto wait = std::chrono::microseconds(10);; wait = std::min(wait * 2, std::chrono::microseconds(1000))) {
+        xc_dominfo_t info{};
+        const int n = xc_domain_getinfo(xen_->xc(), facts_.domid, 1, &info);
+        if (n != 1 || info.domid != facts_.domid)
+            throw_xen_error("xc_domain_getinfo", facts_.domid, n < 0 ? errno : ESRCH);
+        if (info.shutdown && info.shutdown_reason == SHUTDOWN_suspend)
+            return;
+        if (info.shutdown) {
+            shut_down_by_us_ = false; // shut down for another reason meanwhile: not ours to resume
+            throw XenError("domain " + facts_.name + " shut down (reason " + std::to_string(info.shutdown_reason) +
+                               ") while understudy stopped it for a checkpoint",
+                           ESRCH);
+        }
+        if (std::chrono::steady_clock::now() > until) {
+            resume_from_shutdown();
+            throw XenError("domain " + facts_.name + " did not stop for a checkpoint within 2 s: a vCPU is inside "
+                           "an emulated I/O its device model (QEMU) does not complete; it runs on",
+                           ETIMEDOUT);
+        }
+        std::this_thread::sleep_for(wait);
+    }
+}
+
+void XenGuest::resume_from_shutdown()
+{
+    // Not fast: a fast resume would set the return value of a suspend the
+    // guest never made.
+    if (xc_domain_resume(xen_->xc(), facts_.domid, 0) != 0)
+        throw_xen_error("xc_domain_resume", facts_.domid, errno);
+    shut_down_by_us_ = false;
 }
 
 void XenGuest::stop_device_model()
@@ -254,9 +308,13 @@ void XenGuest::resume()
             device_model_error = e.what();
         }
     }
-    if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
-        throw_xen_error("xc_domain_unpause", facts_.domid, errno);
-    paused_by_us_ = false;
+    if (shut_down_by_us_) {
+        resume_from_shutdown();
+    } else {
+        if (xc_domain_unpause(xen_->xc(), facts_.domid) != 0)
+            throw_xen_error("xc_domain_unpause", facts_.domid, errno);
+        paused_by_us_ = false;
+    }
     if (!device_model_error.empty())
         throw XenError(device_model_error, EIO);
 }
@@ -273,6 +331,7 @@ void XenGuest::stop_for_good()
     unmap_all();
     paused_by_us_ = false; // destroyed next: nothing to unpause, resume or continue
     suspended_by_us_ = false;
+    shut_down_by_us_ = false;
     device_model_.reset();
     device_model_stopped_ = false;
     if (int rc = libxl_domain_destroy(xen_->libxl(), facts_.domid, nullptr); rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
@@ -596,7 +655,7 @@ void XenGuest::normalise_pv_pages(std::span<const Pfn> pfns, std::uint8_t *dst) 
     // pfns. While the guest runs (the first copy), a page table can be half
     // updated: it is read again at the next pause, where an entry that is
     // not the guest's is an error, as in Xen's save.
-    const bool stopped = paused_by_us_ || suspended_by_us_;
+    const bool stopped = paused_by_us_ || suspended_by_us_ || shut_down_by_us_;
     std::uint64_t frames[kTypeBatch];
     std::size_t at[kTypeBatch];
     for (std::size_t first = 0; first < pfns.size();) {

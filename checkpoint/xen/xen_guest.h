@@ -1,5 +1,5 @@
-// A running Xen domain (HVM, PVH or 64-bit PV) as the engine's Guest: paused with
-// xc_domain_pause or suspended through its PV drivers (checkpoint_way.h),
+// A running Xen domain (HVM, PVH or 64-bit PV) as the engine's Guest: stopped
+// by Xen or suspended through its PV drivers (checkpoint_way.h),
 // dirty pages from Xen's log-dirty mode (xc_shadow_control /
 // xc_logdirty_control CLEAN), pages read through one xenforeignmemory mapping
 // of all guest memory kept across epochs (Remus measured mapping to cost as
@@ -101,6 +101,9 @@ class XenGuest final : public Guest {
     CheckpointWay way_;
     bool paused_by_us_ = false;
     bool suspended_by_us_ = false;
+    bool shut_down_by_us_ = false; // HVM, checkpoint = pause: Xen's suspend shutdown
+    void shut_down_for_checkpoint();
+    void resume_from_shutdown();
     // HVM with checkpoint = pause: QEMU is stopped for each checkpoint, as
     // libxl stops it to save a domain: one monitor connection from the
     // pause until its devices are saved, one more to continue it at the

@@ -70,7 +70,7 @@ std::string status_table(const proto::StatusReply &s)
                 out << "  last error: " << g.last_error() << "\n";
             if (!g.checkpoint_way().empty())
                 out << "  checkpoint: " << g.checkpoint_way()
-                    << (g.checkpoint_way() == "suspend" ? " (through the guest's PV drivers)" : " (xc_domain_pause)")
+                    << (g.checkpoint_way() == "suspend" ? " (through the guest's PV drivers)" : " (stopped by Xen, unnoticed by the guest)")
                     << "\n";
             for (const auto &d : g.disks())
                 out << "  " << d << "\n";

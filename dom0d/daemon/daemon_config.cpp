@@ -122,7 +122,7 @@ GuestConfig parse_xen_guest(const std::string &name, const Section &s)
         g.checkpoint_way = *parsed;
     else
         throw ConfigError(s.where() + ".checkpoint: '" + way +
-                          "' is neither pause (xc_domain_pause; the guest does not notice) nor suspend (through the "
+                          "' is neither pause (stopped by Xen; the guest does not notice) nor suspend (through the "
                           "guest's PV drivers, which then reconnect on the backup after a failover)");
     if (pv && g.checkpoint_way == xen::CheckpointWay::pause)
         throw ConfigError(s.where() + ".checkpoint: pause cannot protect " + name +

@@ -140,7 +140,7 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                 "protection requested for Xen " + guest->facts().type + " domain " + std::to_string(domid) +
                     (g->checkpoint_way == xen::CheckpointWay::suspend
                          ? " (checkpoint = suspend: suspended through its PV drivers, resumed with suspend_cancel)"
-                         : " (checkpoint = pause: xc_domain_pause, the guest does not notice)") +
+                         : " (checkpoint = pause: stopped by Xen, the guest does not notice)") +
                     ", backup " + peer.to_string());
     r.guest = std::move(guest);
     replicator->start();

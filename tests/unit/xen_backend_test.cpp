@@ -4,6 +4,7 @@
 // BackupServer holding a XenStandby; errors from Xen calls are injected.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -160,7 +161,8 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
             INFO("frozen at epoch " << epoch.value << "\n" << pair.log.all());
             CHECK(pair.registry.status().at(0).epoch == epoch.value);
             CHECK(xd::counter(domid) > before); // the workload ran in between
-            CHECK(xd::pause_count(domid) == 1);
+            CHECK(xd::shut_down(domid)); // Xen's suspend shutdown, not a pause
+            CHECK(xd::pause_count(domid) == 0);
             CHECK_FALSE(xd::device_model_running(domid)); // QEMU stopped with it
             require_standby_equals_domain(pair.registry, domid);
             // Verification through log-dirty PEEK: frozen, nothing written
@@ -184,6 +186,7 @@ TEST_CASE("Xen: the standby equals the domain's memory and CPU state at every ac
         replicator.stop("test: unprotect");
         CHECK_FALSE(xd::log_dirty_enabled(domid));
         CHECK(xd::pause_count(domid) == 0);
+        CHECK_FALSE(xd::shut_down(domid));
         CHECK(xd::device_model_running(domid));
     }
     // The primary dies; the backup builds the domain from its standby.
@@ -496,7 +499,8 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     };
     auto c = GENERATE(Case{"xc_logdirty_control", EPERM, "xc_logdirty_control(CLEAN) on domain"},
                       Case{"xc_domain_hvm_getcontext", ENOMEM, "Xen or Dom0 is out of memory"},
-                      Case{"xc_domain_pause", ESRCH, "the domain no longer exists"},
+                      Case{"xc_domain_shutdown", ESRCH, "the domain no longer exists"},
+                      Case{"xc_domain_resume", EPERM, "xc_domain_resume on domain"},
                       Case{"xc_hvm_param_get", EPERM, "must run as root in Dom0"});
     INFO(c.call << " fails with " << std::strerror(c.error));
     Pair pair;
@@ -512,6 +516,47 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
     CHECK(xd::pause_count(domid) == 0); // left running
     replicator.stop("test over");
     CHECK(xd::exists(domid));
+    if (std::string(c.call) != "xc_domain_resume")
+        CHECK_FALSE(xd::shut_down(domid));
+}
+
+TEST_CASE("Xen: checkpoint = pause waits for a vCPU inside an emulated I/O to complete it (Xen's suspend "
+          "shutdown), so that no I/O is half done at a checkpoint; one that never completes fails the checkpoint "
+          "and the domain runs on",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    Protection protection(pair, domid);
+    auto &replicator = protection.replicator;
+    replicator.freeze(10s);
+    xd::stop_workload(domid);
+    replicator.thaw();
+    xd::begin_emulated_io(domid); // an ioreq QEMU has not answered yet
+    std::atomic<bool> frozen{false};
+    std::thread freezer([&] {
+        replicator.freeze(10s);
+        frozen = true;
+    });
+    std::this_thread::sleep_for(200ms);
+    CHECK_FALSE(frozen); // no checkpoint while the I/O is half done
+    const auto committed_before = pair.registry.status().at(0).epoch;
+    xd::end_emulated_io(domid);
+    freezer.join();
+    CHECK(frozen);
+    CHECK(xd::shut_down(domid));
+    CHECK(pair.registry.status().at(0).epoch > committed_before);
+    replicator.thaw();
+
+    xd::begin_emulated_io(domid); // and this one never completes
+    const auto error = wait_for_error(replicator);
+    INFO(pair.log.all());
+    CHECK_THAT(error, Catch::Contains("did not stop for a checkpoint within 2 s") &&
+                          Catch::Contains("emulated I/O its device model (QEMU) does not complete"));
+    CHECK_FALSE(xd::shut_down(domid)); // resumed: it runs on
+    CHECK_FALSE(xd::log_dirty_enabled(domid));
+    xd::end_emulated_io(domid);
+    replicator.stop("test over");
 }
 
 TEST_CASE("Xen: a device model state that cannot be had (QEMU refuses, it is too large for a checkpoint, or it "

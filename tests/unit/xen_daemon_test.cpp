@@ -263,7 +263,7 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
             INFO(table);
             CHECK_THAT(table, Catch::Contains("web01") && Catch::Contains("primary"));
             CHECK_THAT(table, Catch::Contains(way == "suspend" ? "  checkpoint: suspend (through the guest's PV drivers)"
-                                                               : "  checkpoint: pause (xc_domain_pause)"));
+                                                               : "  checkpoint: pause (stopped by Xen, unnoticed by the guest)"));
             CHECK_THAT(table, Catch::Contains("  disk xvda (1-single-0): DRBD resource 1-single-0 replicates; protocol C"));
             CHECK_THAT(table, Catch::Contains("  output (tap-redirect): held until acked"));
 

@@ -71,6 +71,11 @@ struct Domain {
     std::condition_variable step_cv;
     unsigned pause_count = 0;
     bool suspended = false;
+    // Xen's suspend shutdown (xc_domain_shutdown(SHUTDOWN_suspend)): asked
+    // for, and done; Xen defers it while a vCPU is inside an emulated I/O.
+    bool shutdown_requested = false;
+    bool shut_down = false;
+    bool io_in_flight = false;
     unsigned suspend_count = 0;
     std::uint64_t suspend_result = 0; // vCPU 0's rax after its last suspend
     xc_cpu_policy policy;
@@ -240,7 +245,9 @@ void vcpu_loop(Domain *d)
 {
     std::unique_lock lock(d->step_mutex);
     while (!d->stop) {
-        d->step_cv.wait(lock, [&] { return d->stop || (d->pause_count == 0 && !d->suspended); });
+        d->step_cv.wait(lock, [&] {
+            return d->stop || (d->pause_count == 0 && !d->suspended && !d->shutdown_requested && !d->io_in_flight);
+        });
         if (d->stop)
             break;
         const std::uint64_t n = d->counter.load() + 1;
@@ -258,7 +265,9 @@ void vcpu_loop(Domain *d)
         }
         std::memcpy(d->view, &n, 8); // page 0: the last step done
         d->counter.store(n);
-        d->step_cv.wait_for(lock, d->step, [&] { return d->stop || d->pause_count > 0 || d->suspended; });
+        d->step_cv.wait_for(lock, d->step, [&] {
+            return d->stop || d->pause_count > 0 || d->suspended || d->shutdown_requested || d->io_in_flight;
+        });
     }
 }
 
@@ -621,6 +630,34 @@ void use_real_device_model(const std::string &binary)
 {
     std::lock_guard lock(g_mutex);
     g_real_dm_binary = binary;
+}
+
+void begin_emulated_io(std::uint32_t domid)
+{
+    auto d = find(domid);
+    std::lock_guard lock(d->step_mutex); // after the step in progress
+    d->io_in_flight = true;
+}
+
+void end_emulated_io(std::uint32_t domid)
+{
+    auto d = find(domid);
+    {
+        std::lock_guard lock(d->step_mutex);
+        d->io_in_flight = false;
+        if (d->shutdown_requested)
+            d->shut_down = true; // the deferred suspend completes
+    }
+    d->step_cv.notify_all();
+}
+
+bool shut_down(std::uint32_t domid)
+{
+    auto d = find(domid);
+    if (!d)
+        return false;
+    std::lock_guard lock(d->step_mutex);
+    return d->shut_down || d->shutdown_requested;
 }
 
 bool device_model_running(std::uint32_t domid)
@@ -1017,6 +1054,41 @@ int xc_domain_unpause(xc_interface *, uint32_t domid)
     return 0;
 }
 
+int xc_domain_shutdown(xc_interface *, uint32_t domid, int reason)
+{
+    auto d = xd::enter("xc_domain_shutdown", domid);
+    if (!d)
+        return -1;
+    if (reason != SHUTDOWN_suspend) {
+        errno = EINVAL; // the double knows only the suspend shutdown
+        return -1;
+    }
+    std::lock_guard lock(d->step_mutex); // the step in progress ends first
+    d->shutdown_requested = true;
+    d->shut_down = !d->io_in_flight; // else when its I/O completes
+    return 0;
+}
+
+// xc_domain_resume of an HVM domain: XEN_DOMCTL_resumedomain, nothing else
+// (fast = 1 would set a PV-driver guest's suspend return value).
+int xc_domain_resume(xc_interface *, uint32_t domid, int fast)
+{
+    auto d = xd::enter("xc_domain_resume", domid);
+    if (!d)
+        return -1;
+    if (fast) {
+        errno = EINVAL;
+        return -1;
+    }
+    {
+        std::lock_guard lock(d->step_mutex);
+        d->shutdown_requested = false;
+        d->shut_down = false;
+    }
+    d->step_cv.notify_all();
+    return 0;
+}
+
 // As Xen's getdomaininfo: the first domain from first_domid on.
 int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_doms, xc_dominfo_t *info)
 {
@@ -1035,6 +1107,8 @@ int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_dom
     info->domid = d->domid;
     info->hvm = d->spec.type != "pv";
     info->paused = d->pause_count > 0;
+    info->shutdown = d->shut_down;
+    info->shutdown_reason = d->shut_down ? SHUTDOWN_suspend : 0;
     info->nr_pages = d->spec.pages - d->holes.size();
     info->max_memkb = d->spec.pages * 4;
     info->nr_online_vcpus = d->spec.vcpus;

@@ -65,6 +65,12 @@ std::uint32_t create_domain(const DomainSpec &spec);
 // Its balloon driver gives frames `out` back to Xen and takes `in` (zeroed):
 // they stop or start being RAM.
 void balloon(std::uint32_t domid, const std::vector<std::uint64_t> &out, const std::vector<std::uint64_t> &in);
+// Its vCPU enters an emulated I/O (an ioreq QEMU has not answered yet),
+// and completes it: Xen defers a suspend shutdown until then.
+void begin_emulated_io(std::uint32_t domid);
+void end_emulated_io(std::uint32_t domid);
+// Shut down (or asked to) by xc_domain_shutdown(SHUTDOWN_suspend), not resumed.
+[[nodiscard]] bool shut_down(std::uint32_t domid);
 // The domain disappears at once, as if destroyed by someone else.
 void destroy_domain(std::uint32_t domid);
 [[nodiscard]] bool exists(std::uint32_t domid);
