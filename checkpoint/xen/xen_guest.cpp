@@ -221,8 +221,17 @@ void XenGuest::shut_down_for_checkpoint()
     for (auto wait = std::chrono::microseconds(10);; wait = std::min(wait * 2, std::chrono::microseconds(1000))) {
         xc_dominfo_t info{};
         const int n = xc_domain_getinfo(xen_->xc(), facts_.domid, 1, &info);
-        if (n != 1 || info.domid != facts_.domid)
-            throw_xen_error("xc_domain_getinfo", facts_.domid, n < 0 ? errno : ESRCH);
+        if (n != 1 || info.domid != facts_.domid) {
+            const int error = n < 0 ? errno : ESRCH;
+            if (error != ESRCH) { // it may still be there: not left stopped
+                try {
+                    resume_from_shutdown();
+                } catch (const std::exception &e) {
+                    xen_->log(e.what());
+                }
+            }
+            throw_xen_error("xc_domain_getinfo", facts_.domid, error);
+        }
         if (info.shutdown && info.shutdown_reason == SHUTDOWN_suspend)
             return;
         if (info.shutdown) {

@@ -520,6 +520,21 @@ TEST_CASE("Xen: an error from any Xen call stops protection with a clear message
         CHECK_FALSE(xd::shut_down(domid));
 }
 
+TEST_CASE("Xen: an HVM domain is not left stopped when Xen cannot say whether it stopped for a checkpoint",
+          "[xen]")
+{
+    Pair pair;
+    const auto domid = make_domain();
+    XenGuest guest(pair.xen, domid);
+    xd::fail_call("xc_domain_getinfo", EIO, 0, 1); // the call that waits for the suspend shutdown
+    CHECK_THROWS_WITH(guest.pause(), Catch::Contains("xc_domain_getinfo on domain " + std::to_string(domid)));
+    CHECK_FALSE(xd::shut_down(domid)); // resumed: it runs on
+    guest.pause(); // and the next checkpoint works
+    CHECK(xd::shut_down(domid));
+    guest.resume();
+    CHECK_FALSE(xd::shut_down(domid));
+}
+
 TEST_CASE("Xen: checkpoint = pause waits for a vCPU inside an emulated I/O to complete it (Xen's suspend "
           "shutdown), so that no I/O is half done at a checkpoint; one that never completes fails the checkpoint "
           "and the domain runs on",
