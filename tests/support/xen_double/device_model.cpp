@@ -55,6 +55,8 @@ RealDeviceModel::RealDeviceModel(const std::string &binary, const std::string &r
       qtest_socket_(run_dir + "/qtest-" + std::to_string(domid)),
       log_(run_dir + "/qemu-dm-" + std::to_string(domid) + ".log")
 {
+    if (qtest_socket_.size() >= sizeof(sockaddr_un::sun_path)) // before anything is started
+        throw std::runtime_error("device model: socket path too long: " + qtest_socket_);
     ::unlink(qmp_socket_.c_str());
     ::unlink(qtest_socket_.c_str());
     std::vector<std::string> args = {binary,       "-machine",
