@@ -199,22 +199,4 @@ void EpochReceiver::read_disk_writes(RecordReader &reader, ReceivedEpoch &into)
         into.disk.writes.push_back({w.sector(), w.sectors()});
 }
 
-void commit_epoch(const ReceivedEpoch &epoch, StandbyGuest &standby)
-{
-    standby.write_pages(epoch.pfns, epoch.pages);
-    if (epoch.cpu)
-        standby.load_cpu(*epoch.cpu);
-    if (epoch.devices)
-        standby.load_devices(*epoch.devices);
-    if (epoch.disk.empty())
-        return;
-    std::size_t offset = 0;
-    for (const auto &w : epoch.disk.writes) {
-        const std::size_t bytes = std::size_t{w.sectors} * kSectorSize;
-        standby.write_disk(w.sector, {epoch.disk.data.data() + offset, bytes});
-        offset += bytes;
-    }
-    standby.sync_disk();
-}
-
 } // namespace understudy

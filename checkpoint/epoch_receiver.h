@@ -1,7 +1,8 @@
 // Reads one epoch from the stream into the side buffer and verifies it whole
 // (ARCHITECTURE.md §3): every count and length is checked against the limits
 // and the guest's geometry, and the epoch's SHA-256 must match. Nothing is
-// applied here; a StreamError means the epoch is discarded.
+// applied here (epoch_commit.h does that); a StreamError means the epoch is
+// discarded.
 #pragma once
 
 #include "checkpoint/dirty_bitmap.h"
@@ -34,9 +35,5 @@ class EpochReceiver {
     PageDecoder decoder_;
     ByteBuffer payload_;
 };
-
-// Applies a verified epoch to the standby: pages, CPU, devices, then disk
-// writes in order, made durable.
-void commit_epoch(const ReceivedEpoch &epoch, StandbyGuest &standby);
 
 } // namespace understudy

@@ -33,6 +33,10 @@ struct ReplicationStatus {
     std::string compression;
     std::uint64_t epoch = 0;       // last epoch staged in this stream
     std::uint64_t acked_epoch = 0; // last epoch the backup committed
+    // The stream now running (syncing, protected) or the last one (its Hello
+    // named it); 0: none yet. Heartbeats tell the backup, so that it knows
+    // whether its copy is still current (docs/failover.md, outdated).
+    std::uint64_t stream_id = 0;
     double last_ack_age_s = -1;    // -1: none yet
     std::uint64_t checkpoints = 0; // all streams together
     std::uint64_t pause_p50_us = 0, pause_p99_us = 0, pause_max_us = 0, pause_last_us = 0;

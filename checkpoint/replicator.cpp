@@ -1,6 +1,7 @@
 #include "checkpoint/replicator.h"
 
 #include <algorithm>
+#include <random>
 
 #include "checkpoint/handshake.h"
 #include "checkpoint/stream/record_reader.h"
@@ -22,6 +23,18 @@ std::uint64_t unix_now_ns()
     return static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count());
+}
+
+// Random, never 0: a stream's name need not be secret, only new.
+std::uint64_t new_stream_id()
+{
+    static std::mt19937_64 rng(std::random_device{}());
+    static std::mutex mutex;
+    std::lock_guard lock(mutex);
+    std::uint64_t id = 0;
+    while (id == 0)
+        id = rng();
+    return id;
 }
 
 std::uint64_t percentile(std::vector<std::uint64_t> samples, double p)
@@ -395,6 +408,7 @@ void Replicator::sender_thread()
             hello.set_disk_bytes(guest_.disk_bytes());
             for (auto &f : codec_features(settings_.codec))
                 hello.add_features(f);
+            hello.set_stream_id(new_stream_id());
             const auto codec = offer_hello(writer, reader, hello);
             {
                 std::lock_guard lock(mutex_);
@@ -408,6 +422,7 @@ void Replicator::sender_thread()
                 status_.compression = compression_name(codec);
                 status_.acked_epoch = 0;
                 status_.epoch = 0;
+                status_.stream_id = hello.stream_id();
             }
             changed_.notify_all();
             last_failure.clear();

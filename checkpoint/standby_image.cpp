@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -32,16 +33,48 @@ StandbyImage::StandbyImage(std::string name, std::uint64_t memory_size, std::uin
     base_ = static_cast<std::uint8_t *>(p);
     if (disk_bytes == 0)
         return;
-    disk_ = UniqueFd(open(replica.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!disk_)
-        fail("standby " + name_ + ": open replica disk " + replica.string());
-    if (ftruncate(disk_.get(), static_cast<off_t>(disk_bytes)) != 0)
-        fail("standby " + name_ + ": size replica disk " + replica.string());
+    static std::atomic<std::uint64_t> copies{0};
+    disk_path_ = replica;
+    disk_path_ += ".syncing." + std::to_string(getpid()) + "." + std::to_string(++copies);
+    disk_ = UniqueFd(open(disk_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!disk_) {
+        const int e = errno;
+        munmap(base_, memory_size_);
+        errno = e;
+        fail("standby " + name_ + ": create replica disk " + disk_path_.string());
+    }
+    if (ftruncate(disk_.get(), static_cast<off_t>(disk_bytes)) != 0) {
+        const int e = errno;
+        unlink(disk_path_.c_str());
+        munmap(base_, memory_size_);
+        errno = e;
+        fail("standby " + name_ + ": size replica disk " + disk_path_.string());
+    }
 }
 
 StandbyImage::~StandbyImage()
 {
     munmap(base_, memory_size_);
+    if (disk_ && !placed_)
+        unlink(disk_path_.c_str()); // a copy that never committed: nothing refers to its disk
+}
+
+void StandbyImage::take_place()
+{
+    if (!disk_ || placed_)
+        return;
+    // Durable before it replaces the committed copy's disk, and the rename
+    // itself durable in its directory.
+    if (fdatasync(disk_.get()) != 0)
+        fail("standby " + name_ + ": sync replica disk " + disk_path_.string());
+    if (rename(disk_path_.c_str(), replica_.c_str()) != 0)
+        fail("standby " + name_ + ": move replica disk " + disk_path_.string() + " onto " + replica_.string());
+    disk_path_ = replica_;
+    placed_ = true;
+    const auto dir = replica_.has_parent_path() ? replica_.parent_path() : std::filesystem::path(".");
+    UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d || fsync(d.get()) != 0)
+        fail("standby " + name_ + ": sync directory " + dir.string() + " after moving the replica disk into place");
 }
 
 std::span<const std::uint8_t> StandbyImage::page(Pfn pfn) const
@@ -62,7 +95,23 @@ void StandbyImage::write_disk(std::uint64_t sector, std::span<const std::uint8_t
         ssize_t n = ::pwrite(disk_.get(), data.data() + done, data.size() - done,
                              static_cast<off_t>(sector * 512 + done));
         if (n <= 0)
-            fail("standby " + name_ + ": write replica disk " + replica_.string());
+            fail("standby " + name_ + ": write replica disk " + disk_path_.string());
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void StandbyImage::read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const
+{
+    std::size_t done = 0;
+    while (done < into.size()) {
+        ssize_t n = ::pread(disk_.get(), into.data() + done, into.size() - done,
+                            static_cast<off_t>(sector * 512 + done));
+        if (n < 0)
+            fail("standby " + name_ + ": read replica disk " + disk_path_.string());
+        if (n == 0) { // past its end (it was truncated under us): what is not there reads as zeros
+            std::memset(into.data() + done, 0, into.size() - done);
+            return;
+        }
         done += static_cast<std::size_t>(n);
     }
 }
@@ -70,7 +119,7 @@ void StandbyImage::write_disk(std::uint64_t sector, std::span<const std::uint8_t
 void StandbyImage::sync_disk()
 {
     if (disk_ && fdatasync(disk_.get()) != 0)
-        fail("standby " + name_ + ": sync replica disk " + replica_.string());
+        fail("standby " + name_ + ": sync replica disk " + disk_path_.string());
 }
 
 std::unique_ptr<Guest> StandbyImage::activate()

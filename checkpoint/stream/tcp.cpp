@@ -171,7 +171,7 @@ TcpListener::TcpListener(const Endpoint &at)
         }
         int one = 1;
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd.get(), 16) != 0) {
+        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd.get(), 128) != 0) {
             last = errno_text(errno);
             continue;
         }
@@ -186,15 +186,20 @@ TcpListener::TcpListener(const Endpoint &at)
     throw LinkError("listen on " + at.to_string() + ": " + last);
 }
 
-UniqueFd TcpListener::accept(std::chrono::milliseconds timeout, std::string *peer)
+UniqueFd TcpListener::accept(std::chrono::milliseconds timeout, std::string *peer, int *error)
 {
+    if (error)
+        *error = 0;
     if (!wait_fd(fd_.get(), POLLIN, timeout))
         return {};
     sockaddr_storage from{};
     socklen_t len = sizeof from;
     UniqueFd fd(::accept4(fd_.get(), reinterpret_cast<sockaddr *>(&from), &len, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!fd)
+    if (!fd) {
+        if (error && errno != EAGAIN && errno != EWOULDBLOCK)
+            *error = errno;
         return {};
+    }
     if (peer) {
         char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
         getnameinfo(reinterpret_cast<sockaddr *>(&from), len, host, sizeof host, port, sizeof port,

@@ -27,8 +27,9 @@ struct Endpoint {
 class TcpListener {
   public:
     explicit TcpListener(const Endpoint &at);
-    // Waits up to `timeout` for a connection; returns an empty fd if none came.
-    [[nodiscard]] UniqueFd accept(std::chrono::milliseconds timeout, std::string *peer);
+    // Waits up to `timeout` for a connection; returns an empty fd if none came
+    // or accept failed, then `*error` (if given) holds its errno (0: none came).
+    [[nodiscard]] UniqueFd accept(std::chrono::milliseconds timeout, std::string *peer, int *error = nullptr);
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 

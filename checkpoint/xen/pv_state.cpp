@@ -237,14 +237,37 @@ std::string pv_state_problem(const proto::XenPvState &pv, std::uint64_t pages, u
 
 void apply_page_tables(const proto::XenPvState &pv, PageTableMap &tables)
 {
-    if (pv.page_tables_complete())
-        tables.clear();
-    for (auto entry : pv.page_tables()) {
-        if (const auto type = page_table_type(entry); type != 0)
-            tables[page_table_pfn(entry)] = type;
-        else
-            tables.erase(page_table_pfn(entry));
+    if (pv.page_tables_complete()) {
+        PageTableMap complete; // built aside, swapped in whole
+        complete.reserve(static_cast<std::size_t>(pv.page_tables_size()));
+        for (auto entry : pv.page_tables())
+            if (const auto type = page_table_type(entry); type != 0)
+                complete[page_table_pfn(entry)] = type;
+        tables.swap(complete);
+        return;
     }
+    // Changes, the last entry for a frame winning. Everything that allocates
+    // happens before `tables` changes: the final types, the nodes of new
+    // page tables (in `added`) and the room for them. What follows cannot
+    // fail: assignments, erasures and moving the prepared nodes over.
+    PageTableMap final_types;
+    final_types.reserve(static_cast<std::size_t>(pv.page_tables_size()));
+    for (auto entry : pv.page_tables())
+        final_types[page_table_pfn(entry)] = page_table_type(entry);
+    PageTableMap added;
+    for (const auto &[pfn, type] : final_types)
+        if (type != 0 && !tables.contains(pfn))
+            added.emplace(pfn, type);
+    tables.reserve(tables.size() + added.size());
+    for (const auto &[pfn, type] : final_types) {
+        if (const auto it = tables.find(pfn); it != tables.end()) {
+            if (type != 0)
+                it->second = type;
+            else
+                tables.erase(it);
+        }
+    }
+    tables.merge(added);
 }
 
 } // namespace understudy::xen

@@ -42,7 +42,8 @@ void save_pv_vcpus(const XenSession &xen, std::uint32_t domid, unsigned max_vcpu
                                            const PageTableMap *committed);
 
 // The page tables after `pv`'s checkpoint: its complete list, or `tables`
-// with its changes applied.
+// with its changes applied. All or nothing: if it throws (no memory),
+// `tables` is unchanged.
 void apply_page_tables(const proto::XenPvState &pv, PageTableMap &tables);
 
 } // namespace understudy::xen

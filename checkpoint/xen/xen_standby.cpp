@@ -89,13 +89,13 @@ std::string XenStandby::cpu_problem(const proto::CpuState &cpu) const
     return "";
 }
 
-void XenStandby::load_cpu(const proto::CpuState &cpu)
+void XenStandby::load_cpu(proto::CpuState cpu)
 {
     if (cpu.has_xen() && cpu.xen().has_pv()) { // checked by cpu_problem against what is committed here
-        apply_page_tables(cpu.xen().pv(), page_tables_);
+        apply_page_tables(cpu.xen().pv(), page_tables_); // all or none
         page_tables_committed_ = true;
     }
-    StandbyImage::load_cpu(cpu);
+    StandbyImage::load_cpu(std::move(cpu));
 }
 
 std::string XenStandby::devices_problem(const proto::DeviceState &devices) const

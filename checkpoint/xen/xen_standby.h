@@ -29,8 +29,8 @@ class XenStandby final : public StandbyImage {
     // PVH and PV domains have no device model.
     std::string devices_problem(const proto::DeviceState &devices) const override;
     // A PV domain's checkpoint carries its page tables in full once, then
-    // their changes: applied here as it commits.
-    void load_cpu(const proto::CpuState &cpu) override;
+    // their changes: applied here as it commits, all or none.
+    void load_cpu(proto::CpuState cpu) override;
     // A PV standby's page tables as committed (pfn -> type).
     [[nodiscard]] const PageTableMap &page_tables() const noexcept { return page_tables_; }
 

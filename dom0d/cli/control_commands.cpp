@@ -107,10 +107,19 @@ std::string status_table(const proto::StatusReply &s)
         row({{"STANDBY", 12}, {"PRIMARY", 22}, {"STATE", 12}, {"EPOCH", 8}, {"CHECKPTS", 9}, {"COMMIT AGE", 10},
              {"REFUSED", 8}, {"RECEIVED", 10}});
         for (const auto &b : s.standbys()) {
-            row({{b.guest(), 12}, {b.peer().empty() ? "-" : b.peer(), 22},
-                 {b.consistent() ? "consistent" : "syncing", 12}, {std::to_string(b.epoch()), 8},
+            const std::string state = b.damaged()    ? "DAMAGED"
+                                      : !b.consistent() ? "syncing"
+                                      : b.outdated()    ? "OUTDATED"
+                                                        : "consistent";
+            row({{b.guest(), 12}, {b.peer().empty() ? "-" : b.peer(), 22}, {state, 12}, {std::to_string(b.epoch()), 8},
                  {std::to_string(b.checkpoints()), 9}, {age_text(b.last_commit_age_s()), 10},
                  {std::to_string(b.epochs_refused()), 8}, {bytes_text(b.bytes_received()), 10}});
+            if (b.damaged())
+                out << "  damaged, never run: " << b.damaged_reason() << "\n";
+            if (b.outdated())
+                out << "  outdated, no automatic takeover: " << b.outdated_reason() << "\n";
+            if (b.commit_failures())
+                out << "  commits failed: " << b.commit_failures() << " (the copy stayed at its epoch each time)\n";
             if (!b.last_error().empty())
                 out << "  last error: " << b.last_error() << "\n";
         }

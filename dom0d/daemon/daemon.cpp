@@ -63,6 +63,12 @@ Daemon::~Daemon()
 void Daemon::start()
 {
     std::filesystem::create_directories(config_.state_dir);
+    // Replica disks of copies that were being built when this daemon last
+    // stopped (StandbyImage): nothing refers to them any more.
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator(config_.state_dir, ec))
+        if (entry.path().filename().string().find(".replica.img.syncing.") != std::string::npos)
+            std::filesystem::remove(entry.path(), ec);
     if (config_.insecure)
         log_("WARNING: replication is INSECURE (insecure = yes): any host that can reach this one can open a "
              "stream and write guest state. Use this for benchmarks only.");
@@ -91,6 +97,9 @@ void Daemon::start()
         server_ = std::make_unique<BackupServer>(
             settings, registry_,
             [this](const proto::Hello &hello, std::string *refusal) { return make_standby(hello, refusal); }, log_);
+        server_->set_event_sink([this](const std::string &guest, const std::string &kind, const std::string &reason) {
+            events_.add(guest, kind, reason);
+        });
         server_->start();
         log_("accepting replication streams on " + settings.listen.host + ":" + std::to_string(server_->port()) +
              (config_.tls ? " (TLS 1.3)" : " (INSECURE)"));
@@ -368,6 +377,9 @@ std::string Daemon::activate(const std::string &name)
             lock.unlock();
         }
     }
+    if (const auto s = registry_.status(name); s && s->damaged)
+        throw std::runtime_error("the standby of guest " + name + " on " + config_.node +
+                                 " is damaged and is never run: " + s->damaged_reason);
     log_("guest " + name + ": activating the standby copy at epoch " + std::to_string(epoch));
     auto standby = registry_.take(name);
     if (!standby)
@@ -476,6 +488,12 @@ proto::StatusReply Daemon::status(const std::string &only) const
         b->set_bytes_received(s.bytes_received);
         b->set_last_commit_age_s(s.last_commit_age_s);
         b->set_last_error(s.last_error);
+        b->set_commit_failures(s.commit_failures);
+        b->set_outdated(s.outdated);
+        b->set_outdated_reason(s.outdated_reason);
+        b->set_damaged(s.damaged);
+        b->set_damaged_reason(s.damaged_reason);
+        b->set_stream_id(s.stream_id);
     }
     return reply;
 }

@@ -113,6 +113,14 @@ std::string prometheus_text(const proto::StatusReply &status)
          [](const proto::StandbyStatus &s) { return static_cast<double>(s.epochs_refused()); }},
         {"understudy_standby_received_bytes_total", "counter", "Bytes received for the standby.",
          [](const proto::StandbyStatus &s) { return static_cast<double>(s.bytes_received()); }},
+        {"understudy_standby_commit_failures_total", "counter",
+         "Commits that failed on this host (the copy stayed at its epoch, or is damaged).",
+         [](const proto::StandbyStatus &s) { return static_cast<double>(s.commit_failures()); }},
+        {"understudy_standby_outdated", "gauge",
+         "1 when the primary released output past the copy's epoch: no automatic takeover from it.",
+         [](const proto::StandbyStatus &s) { return s.outdated() ? 1.0 : 0.0; }},
+        {"understudy_standby_damaged", "gauge", "1 when a failed commit left the copy neither epoch: never run.",
+         [](const proto::StandbyStatus &s) { return s.damaged() ? 1.0 : 0.0; }},
     };
     for (const auto &m : standby_metrics) {
         w.family(m.name, m.type, m.help);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 
+#include "checkpoint/epoch_commit.h"
 #include "checkpoint/epoch_receiver.h"
 #include "checkpoint/epoch_sender.h"
 #include "checkpoint/handshake.h"
@@ -81,12 +82,13 @@ struct Backup {
         MemoryLink link(std::move(bytes));
         RecordReader reader(link, 100ms);
         EpochReceiver receiver(standby, codec);
+        EpochCommitter committer;
         try {
             for (;;) {
                 std::string bye;
                 if (receiver.receive(reader, committed.next(), epoch, &bye) == EpochReceiver::Outcome::goodbye)
                     return "goodbye";
-                commit_epoch(epoch, standby);
+                committer.commit(epoch, standby, EpochCommitter::Undo::keep);
                 committed = committed.next();
             }
         } catch (const StreamError &e) {
