@@ -20,7 +20,7 @@ EpochReceiver::EpochReceiver(const StandbyGuest &standby, PageCodecSettings code
 }
 
 EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expected, ReceivedEpoch &into,
-                                              std::string *goodbye)
+                                              proto::Goodbye *goodbye)
 {
     into.clear();
     const std::uint64_t start_bytes = reader.bytes_read();
@@ -36,8 +36,9 @@ EpochReceiver::Outcome EpochReceiver::receive(RecordReader &reader, Epoch expect
     if (type == RecordType::goodbye) {
         proto::Goodbye bye;
         reader.parse(bye, "Goodbye");
+        bye.mutable_reason()->resize(std::min<std::size_t>(bye.reason().size(), 200));
         if (goodbye)
-            *goodbye = bye.reason().substr(0, 200);
+            *goodbye = std::move(bye);
         return Outcome::goodbye;
     }
     if (type != RecordType::epoch_begin)

@@ -21,9 +21,9 @@ class EpochReceiver {
 
     enum class Outcome { epoch, goodbye };
     // Reads records until a complete epoch `expected` is in `into`, or the
-    // peer said Goodbye (its reason in `goodbye`). Heartbeats between epochs
+    // peer said Goodbye (into `goodbye`, its reason cut to 200 bytes). Heartbeats between epochs
     // are skipped. Throws StreamError (hostile or corrupt input) or LinkError.
-    Outcome receive(RecordReader &reader, Epoch expected, ReceivedEpoch &into, std::string *goodbye);
+    Outcome receive(RecordReader &reader, Epoch expected, ReceivedEpoch &into, proto::Goodbye *goodbye);
 
   private:
     void read_page_batch(RecordReader &reader, ReceivedEpoch &into);

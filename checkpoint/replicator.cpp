@@ -90,7 +90,7 @@ void Replicator::start()
     sender_ = std::thread([this] { sender_thread(); });
 }
 
-void Replicator::stop(const std::string &reason)
+void Replicator::stop(const std::string &reason, GuestAfterStop after)
 {
     {
         std::lock_guard lock(mutex_);
@@ -98,6 +98,7 @@ void Replicator::stop(const std::string &reason)
             return;
         stopping_ = true;
         stop_reason_ = reason;
+        after_stop_ = after;
     }
     changed_.notify_all();
     if (checkpointer_.joinable())
@@ -463,7 +464,7 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
     for (;;) {
         StagingBuffer *next = nullptr;
         std::string goodbye;
-        bool cut = false;
+        bool cut = false, runs_on = true;
         {
             std::unique_lock lock(mutex_);
             if (in_flight == 0)
@@ -472,6 +473,7 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             if (stopping_) {
                 goodbye = stop_reason_;
                 cut = halted_;
+                runs_on = after_stop_ == GuestAfterStop::runs_on;
             } else if (ready_.size() > in_flight)
                 next = ready_[in_flight];
         }
@@ -482,6 +484,7 @@ void Replicator::serve_session(Link &link, RecordWriter &writer, RecordReader &r
             }
             proto::Goodbye bye;
             bye.set_reason(goodbye);
+            bye.set_guest_runs_on(runs_on);
             writer.write(RecordType::goodbye, bye);
             writer.flush();
             link.shutdown();

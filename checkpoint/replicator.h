@@ -59,8 +59,12 @@ class Replicator {
     using EventSink = std::function<void(const std::string &kind, const std::string &reason)>;
     void set_event_sink(EventSink sink) { event_sink_ = std::move(sink); }
     void start();
-    // Tells the backup goodbye and stops; the guest keeps running.
-    void stop(const std::string &reason);
+    // What becomes of the guest when protection stops, as the goodbye tells
+    // the backup: running on, its output is released past the standby's
+    // epoch, which is outdated from then on.
+    enum class GuestAfterStop { runs_on, stops };
+    // Tells the backup goodbye and stops replicating.
+    void stop(const std::string &reason, GuestAfterStop after = GuestAfterStop::runs_on);
     // Stops as a power cut would (understudy drill): the stream is cut with
     // no goodbye, nothing more is checkpointed, and participants hear neither
     // a commit nor "unprotected" from now on. The guest is left as it is.
@@ -123,6 +127,7 @@ class Replicator {
     bool halted_ = false;        // halt(): no goodbye, no more participant calls
     std::string drop_reason_;    // drop_backup(): why the stream was cut
     std::string stop_reason_;
+    GuestAfterStop after_stop_ = GuestAfterStop::runs_on;
     std::uint64_t session_ = 0;  // increments for every new stream
     bool session_live_ = false;  // the sender has a working stream
     Link *link_ = nullptr;       // the live stream, to shut down on stop

@@ -20,6 +20,20 @@ std::uint64_t StandbyStream::committed_epoch() const
     return s && s->consistent ? s->epoch : 0;
 }
 
+void StandbyStream::outdate(const std::string &why)
+{
+    const auto s = registry_.status(guest_);
+    if (!s || s->stream_id != stream_id_ || !s->consistent)
+        return; // this stream built no copy that is the guest's standby
+    const std::string what = why + ": the standby at epoch " + std::to_string(s->epoch) +
+                             " is outdated; it does not take over by itself";
+    if (registry_.mark_outdated(guest_, stream_id_, what)) {
+        log_("guest " + guest_ + ": " + what);
+        if (events_)
+            events_(guest_, "standby_outdated", what);
+    }
+}
+
 void StandbyStream::say_goodbye(RecordWriter &writer, const std::string &reason) noexcept
 {
     try {
@@ -83,9 +97,12 @@ void StandbyStream::run(Link &link, RecordReader &reader, RecordWriter &writer, 
         EpochReceiver receiver(*fresh_, codec); // the same copy once installed
         ReceivedEpoch epoch;
         for (Epoch expected{1};; expected = expected.next()) {
-            std::string goodbye;
+            proto::Goodbye goodbye;
             if (receiver.receive(reader, expected, epoch, &goodbye) == EpochReceiver::Outcome::goodbye) {
-                log_("guest " + guest_ + ": primary " + link.peer() + " ended the stream: " + goodbye);
+                log_("guest " + guest_ + ": primary " + link.peer() + " ended the stream: " + goodbye.reason());
+                if (goodbye.guest_runs_on())
+                    outdate("the primary ended the stream and runs the guest on without this backup (" +
+                            goodbye.reason() + ")");
                 break;
             }
             if (!commit(epoch, ticket)) {

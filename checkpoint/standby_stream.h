@@ -40,6 +40,8 @@ class StandbyStream {
     // (superseded by a newer stream, or the standby was activated).
     bool commit(ReceivedEpoch &epoch, std::uint64_t ticket);
     void say_goodbye(RecordWriter &writer, const std::string &reason) noexcept;
+    // The copy this stream built is outdated (the primary said so).
+    void outdate(const std::string &why);
     [[nodiscard]] std::uint64_t committed_epoch() const;
 
     StandbyRegistry &registry_;

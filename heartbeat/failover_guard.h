@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace understudy {
 
@@ -14,7 +15,19 @@ struct GuardSettings {
     bool automatic = true;   // failover = auto
     std::chrono::milliseconds timeout{1000};
     std::chrono::milliseconds interval{100};
+    // Neither witness nor fencing, and the operator said a takeover may
+    // happen anyway (allow_unguarded_takeover = yes): it may run the guest twice.
+    bool unguarded_allowed = false;
 };
+
+// Which failures the configured guard covers, in words for status and docs:
+// each line a failure and what happens. A pair is guarded against a
+// partition (both hosts alive, every heartbeat path cut) only with fencing.
+struct GuardCoverage {
+    std::vector<std::string> covered, not_covered;
+    bool partition_safe = false;
+};
+[[nodiscard]] GuardCoverage guard_coverage(const GuardSettings &guard);
 
 // What the backup knows about one guest it holds a standby copy of.
 struct TakeoverInput {
@@ -29,6 +42,10 @@ struct TakeoverInput {
     // backend's VMM): the guest is gone, and a few silent heartbeat
     // intervals confirm it without waiting for the whole timeout.
     bool peer_process_died = false;
+    // The primary released output past this copy's epoch: running it would
+    // take the clients back in time (standby_registry.h).
+    bool standby_outdated = false;
+    std::string outdated_reason;
 };
 
 struct Verdict {

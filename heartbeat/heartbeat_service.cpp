@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -94,6 +97,23 @@ void HeartbeatService::start()
         }
     });
     receiver_ = std::thread([this] { receive_loop(); });
+    raise_priority();
+}
+
+void HeartbeatService::raise_priority()
+{
+    // Above every normal thread, below the kernel's own real-time work.
+    sched_param param{};
+    param.sched_priority = std::min(50, sched_get_priority_max(SCHED_RR));
+    int failed = 0;
+    for (auto *t : {&sender_, &receiver_})
+        if (int e = pthread_setschedparam(t->native_handle(), SCHED_RR, &param); e != 0)
+            failed = e;
+    if (log_)
+        log_(failed ? std::string("heartbeat: threads at normal priority (real-time priority refused: ") +
+                          std::strerror(failed) + "); a busy host may delay its heartbeats"
+                    : std::string("heartbeat: threads at real-time priority (SCHED_RR ") +
+                          std::to_string(param.sched_priority) + ")");
 }
 
 void HeartbeatService::stop()
@@ -125,6 +145,11 @@ void HeartbeatService::send_round()
     packet.set_boot_id(boot_id_);
     packet.set_seq(++seq_);
     packet.set_sent_unix_ns(unix_ns());
+    {
+        std::lock_guard heard(mutex_);
+        packet.set_echo_boot_id(heard_boot_);
+        packet.set_echo_seq(heard_seq_);
+    }
     std::vector<std::uint8_t> bytes;
     try {
         bytes = seal_heartbeat(packet, settings_.key);
@@ -201,17 +226,43 @@ void HeartbeatService::handle(std::span<const std::uint8_t> bytes, std::uint32_t
                       from);
     if (packet->node() == settings_.node && packet->boot_id() == boot_id_)
         return refuse(path, "our own packet came back", from);
-    // Replay: within one daemon run the sequence grows; a new run must be
-    // newer than anything seen before.
-    const bool same_boot = path->boot_id == packet->boot_id();
-    if ((same_boot && packet->seq() <= path->seq) || (!same_boot && packet->sent_unix_ns() <= path->sent_ns))
-        return refuse(path, "replayed or out of date (seq " + std::to_string(packet->seq()) + ")", from);
+    // Echoed in our next packets: that is what lets the peer believe a new
+    // run of ours, and us a new run of the peer's.
+    if (packet->boot_id() != heard_boot_ || packet->seq() > heard_seq_) {
+        heard_boot_ = packet->boot_id();
+        heard_seq_ = packet->seq();
+    }
+    // Replay: within one daemon run the sequence grows; a packet of another
+    // run is believed if it echoes this run and one of its recent sequence
+    // numbers (it was made after hearing us lately), whatever the clocks
+    // say, or else if it was sent later than anything believed so far.
+    const bool current_run = last_ && last_->boot_id() == packet->boot_id();
+    if (current_run) {
+        if (path->boot_id == packet->boot_id() && packet->seq() <= path->seq)
+            return refuse(path, "replayed or out of date (seq " + std::to_string(packet->seq()) + ")", from);
+    } else {
+        const std::uint64_t ours = seq_.load();
+        const std::uint64_t window = std::max<std::uint64_t>(
+            32, 4 * static_cast<std::uint64_t>(settings_.timeout / settings_.interval));
+        const bool echoes_us = packet->echo_boot_id() == boot_id_ && packet->echo_seq() <= ours &&
+                               packet->echo_seq() + window >= ours;
+        // Where the peer does not hear us (one way only), its clock is the
+        // only evidence left: a run sent later than anything believed so far.
+        const bool later = !last_ || packet->sent_unix_ns() > last_->sent_unix_ns();
+        if (!echoes_us && !later) {
+            if (packet->echo_boot_id() == boot_id_ || (last_ && packet->echo_boot_id() == 0))
+                return refuse(path, "replayed or out of date (run " + std::to_string(packet->boot_id()) +
+                                        ", echoing our sequence " + std::to_string(packet->echo_seq()) +
+                                        " while we are at " + std::to_string(ours) + ")",
+                              from);
+            return; // a new run not yet confirmed: its next packet echoes ours
+        }
+    }
     path->boot_id = packet->boot_id();
     path->seq = packet->seq();
-    path->sent_ns = packet->sent_unix_ns();
     path->last_good = Clock::now();
     ++path->received;
-    if (!last_ || packet->sent_unix_ns() >= last_->sent_unix_ns())
+    if (!current_run || packet->seq() > last_->seq())
         last_ = std::move(*packet);
 }
 

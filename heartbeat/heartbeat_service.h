@@ -4,7 +4,16 @@
 // and listens for the peer's. A path is alive while packets from the peer's
 // address on it keep arriving within the timeout. Packets with a wrong MAC,
 // from an unknown address, from another node or replayed are refused,
-// counted and never count as life.
+// counted and never count as life. Replay protection needs no clock: within
+// one daemon run the sequence grows, and a new run is believed once its
+// packets echo this run's id and one of its recent sequence numbers (or,
+// where the peer cannot hear us, when it was sent later than anything
+// believed before).
+//
+// Heartbeats are the host's pulse, so nothing they do may wait on guest
+// work, disk I/O or tools: Fill must return at once (FailoverController
+// fills from a copy it refreshes on its own thread), and both threads ask
+// for real-time priority (as Corosync's do) where the system allows it.
 #pragma once
 
 #include <atomic>
@@ -72,18 +81,22 @@ class HeartbeatService {
 
     [[nodiscard]] PeerView peer() const;
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+    // This run's id and the sequence number of its last packet.
+    [[nodiscard]] std::uint64_t boot_id() const noexcept { return boot_id_; }
+    [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_.load(); }
     [[nodiscard]] const HeartbeatSettings &settings() const noexcept { return settings_; }
 
   private:
     struct PathTrack {
         std::chrono::steady_clock::time_point last_good{};
-        std::uint64_t boot_id = 0, seq = 0, sent_ns = 0;
+        std::uint64_t boot_id = 0, seq = 0;
         std::uint64_t received = 0, refused = 0;
     };
     void send_round();
     void receive_loop();
     void handle(std::span<const std::uint8_t> bytes, std::uint32_t from_ip);
     void refuse(PathTrack *path, const std::string &why, const std::string &from);
+    void raise_priority();
 
     HeartbeatSettings settings_;
     Fill fill_;
@@ -94,10 +107,12 @@ class HeartbeatService {
     std::uint64_t boot_id_;
     std::mutex send_mutex_;
     std::atomic<bool> muted_{false};
-    std::uint64_t seq_ = 0;
+    std::atomic<std::uint64_t> seq_{0};
 
     mutable std::mutex mutex_;
     std::vector<PathTrack> tracks_;
+    // The newest packet from the peer with a good MAC, echoed in ours.
+    std::uint64_t heard_boot_ = 0, heard_seq_ = 0;
     std::optional<proto::HeartbeatPacket> last_;
     std::uint64_t refused_unknown_ = 0;
     std::chrono::steady_clock::time_point last_refusal_log_{};

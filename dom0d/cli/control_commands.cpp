@@ -99,6 +99,13 @@ std::string status_table(const proto::StatusReply &s)
             out << "  path " << std::left << std::setw(22) << path.peer() << (path.alive() ? "alive " : "silent")
                 << "  last heard " << age_text(path.silent_s()) << ", " << path.received() << " received, "
                 << path.refused() << " refused\n";
+        for (const auto &c : p.guard_covers())
+            out << "  covered:     " << c << "\n";
+        for (const auto &c : p.guard_misses())
+            out << "  NOT covered: " << c << "\n";
+        for (const auto &b : p.split_brain())
+            out << "  SPLIT BRAIN: guest " << b.guest() << " " << b.what() << " (after_split_brain = "
+                << p.after_split_brain() << ")\n";
     } else {
         out << "\nno failure detection ([heartbeat] is not configured): no automatic failover\n";
     }

@@ -23,5 +23,7 @@ int debug_command(const std::string &program, const std::vector<std::string> &ar
 int events_command(const std::string &program, const std::vector<std::string> &args);
 int failover_command(const std::string &program, const std::vector<std::string> &args);
 int drill_command(const std::string &program, const std::vector<std::string> &args);
+int takeover_command(const std::string &program, const std::vector<std::string> &args);
+int discard_command(const std::string &program, const std::vector<std::string> &args);
 
 } // namespace understudy::cli

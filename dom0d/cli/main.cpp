@@ -18,6 +18,8 @@ void usage(std::ostream &out)
         << "  status     show guests, their protection and standby copies (--json, --watch)\n"
         << "  events     show the pair's transitions and their reasons (--follow)\n"
         << "  failover   hand a protected guest over to its backup (planned switch)\n"
+        << "  takeover   on the backup: run the standby here now (--force: also an outdated one)\n"
+        << "  discard    stop this host's copy of a guest for good (ends a split brain)\n"
         << "  drill      failover exercise: this primary plays a crash, the report says how it went\n"
         << "  debug      freeze, thaw, checksum or activate a guest (tests and drills)\n"
         << "  help       show this help\n\n"
@@ -46,6 +48,10 @@ int main(int argc, char **argv)
         return understudy::cli::events_command("understudy", args);
     if (command == "failover")
         return understudy::cli::failover_command("understudy", args);
+    if (command == "takeover")
+        return understudy::cli::takeover_command("understudy", args);
+    if (command == "discard")
+        return understudy::cli::discard_command("understudy", args);
     if (command == "drill")
         return understudy::cli::drill_command("understudy", args);
     if (command == "debug")

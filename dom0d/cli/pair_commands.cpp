@@ -114,6 +114,49 @@ int events_command(const std::string &program, const std::vector<std::string> &a
     }
 }
 
+int takeover_command(const std::string &program, const std::vector<std::string> &args)
+{
+    po::options_description o("Options");
+    // clang-format off
+    o.add_options()
+        ("help,h", "show this help and exit")
+        ("guest", po::value<std::string>(), "the guest")
+        ("force", "take over even though the primary is still heard or the standby is outdated");
+    // clang-format on
+    add_socket_option(o);
+    po::positional_options_description p;
+    p.add("guest", 1);
+    Parsed parsed;
+    if (!parse(program, "takeover", args, o, p, parsed))
+        return 2;
+    if (parsed.help || !parsed.vm.count("guest")) {
+        (parsed.help ? std::cout : std::cerr)
+            << "Usage: " << program << " takeover GUEST [--force]\n\n"
+            << "Run on the backup: starts GUEST here from its standby's last committed checkpoint, after\n"
+            << "fencing the primary where fence_command is configured (it must succeed), and announces it\n"
+            << "with gratuitous ARPs. Refused while the primary is still heard (use `understudy failover`\n"
+            << "there for a planned switch) and when the standby is outdated (the primary ran on without\n"
+            << "it: its clients would see the guest go back in time). --force overrides both, with a loud\n"
+            << "warning and a forced_takeover event; it never skips fencing. Needs [heartbeat].\n\n"
+            << o;
+        return parsed.help ? 0 : 2;
+    }
+    proto::ControlRequest r;
+    r.mutable_takeover()->set_guest(parsed.vm["guest"].as<std::string>());
+    r.mutable_takeover()->set_force(parsed.vm.count("force") > 0);
+    return send(program, "takeover", parsed.vm["socket"].as<std::string>(), r);
+}
+
+int discard_command(const std::string &program, const std::vector<std::string> &args)
+{
+    return guest_command(program, "discard", args,
+                         "Stops this host's running copy of GUEST for good, with everything it holds back (it never\n"
+                         "runs again here): how an operator ends a split brain (both hosts run GUEST, see\n"
+                         "`understudy status`), keeping the other host's copy. Its changes since the two copies\n"
+                         "parted are lost.",
+                         [](proto::ControlRequest &r, const std::string &g) { r.mutable_discard()->set_guest(g); });
+}
+
 int failover_command(const std::string &program, const std::vector<std::string> &args)
 {
     return guest_command(program, "failover", args,

@@ -31,6 +31,13 @@ std::string digest_of(const google::protobuf::MessageLite &m)
     return hex(sha.finish());
 }
 
+std::uint64_t unix_now_ns()
+{
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
 proto::ControlResponse failure(const std::string &error)
 {
     proto::ControlResponse r;
@@ -118,9 +125,22 @@ void Daemon::stop()
         std::lock_guard lock(mutex_);
         guests.swap(guests_);
     }
-    for (auto &[name, r] : guests)
-        if (r.replicator)
-            r.replicator->stop("the primary's understudyd is shutting down");
+    for (auto &[name, r] : guests) {
+        if (!r.replicator)
+            continue;
+        // A kvm guest runs inside this process and stops with it: output of
+        // epochs the backup has not committed must never leave (the backup
+        // may resume from before it), and the standby stays current. A Xen
+        // domain runs on without protection: its output goes out, and the
+        // goodbye tells the backup that its copy is outdated.
+        const bool stops = dynamic_cast<kvm::KvmGuest *>(r.guest.get()) != nullptr;
+        if (stops)
+            for (auto *b : r.buffers())
+                b->cut_off();
+        r.replicator->stop(stops ? "the primary's understudyd is shutting down, and the guest with it"
+                                 : "the primary's understudyd is shutting down; the domain runs on unprotected",
+                           stops ? Replicator::GuestAfterStop::stops : Replicator::GuestAfterStop::runs_on);
+    }
     guests.clear();
     if (server_)
         server_->stop();
@@ -157,6 +177,7 @@ void Daemon::boot(const GuestConfig &g)
     Running r;
     r.guest = std::move(guest);
     r.role = "standalone";
+    r.active_since_unix_ns = unix_now_ns();
     guests_[g.name] = std::move(r);
 }
 
@@ -231,6 +252,10 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
     } catch (const std::invalid_argument &e) {
         throw std::runtime_error(std::string("--peer: ") + e.what());
     }
+    if (failover_)
+        if (auto split = failover_->split_brain_of(name); !split.empty())
+            throw std::runtime_error("guest " + name + " " + split + ": not protecting it until one copy is stopped "
+                                     "(`understudy discard " + name + "` on the host whose copy is to go)");
     std::lock_guard lock(mutex_);
     auto it = guests_.find(name);
     if (it == guests_.end()) {
@@ -245,8 +270,9 @@ std::string Daemon::protect(const std::string &name, const std::string &peer_tex
         // protected like any xl domain, by its domid.
         auto *domain = dynamic_cast<xen::XenGuest *>(it->second.guest.get());
         const auto domid = std::to_string(domain->domid());
+        const auto since = it->second.active_since_unix_ns;
         guests_.erase(it);
-        return protect_xen(domid, peer, allow_unreplicated_disk);
+        return protect_xen(domid, peer, allow_unreplicated_disk, since);
     }
     if (allow_unreplicated_disk)
         throw std::runtime_error("--allow-unreplicated-disk is for Xen domains; kvm guests replicate their disk "
@@ -391,6 +417,7 @@ std::string Daemon::activate(const std::string &name)
     Running r;
     r.guest = std::move(guest);
     r.role = "activated";
+    r.active_since_unix_ns = unix_now_ns();
     if (const GuestConfig *g = config_.guest(name))
         r.backend = g->backend;
     r.activated_epoch = epoch;
@@ -498,6 +525,32 @@ proto::StatusReply Daemon::status(const std::string &only) const
     return reply;
 }
 
+std::string Daemon::discard(const std::string &name)
+{
+    Replicator *replicator = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = guests_.find(name);
+        if (it == guests_.end() || it->second.role == "relinquished")
+            throw std::runtime_error("guest " + name + " does not run on " + config_.node);
+        for (auto *b : it->second.buffers())
+            b->cut_off(); // what this copy holds back never leaves
+        if (it->second.vif_output)
+            it->second.vif_output->cut_off();
+        replicator = it->second.replicator.get();
+    }
+    if (replicator)
+        replicator->halt("discarded by the operator on " + config_.node);
+    {
+        std::lock_guard lock(mutex_);
+        auto &r = guests_[name];
+        r.guest->stop_for_good();
+        r.role = "relinquished";
+    }
+    events_.add(name, "discarded", "this host's copy was stopped for good (understudy discard); the peer's runs on");
+    return "guest " + name + " was stopped for good on " + config_.node;
+}
+
 proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
 {
     try {
@@ -570,6 +623,17 @@ proto::ControlResponse Daemon::handle(const proto::ControlRequest &request)
             return success("guest " + request.failover().guest() + " was handed over at an acked checkpoint; " +
                            config_.failover->heartbeat.peer_node + " takes over (see `understudy events`)");
         }
+        case proto::ControlRequest::kTakeover: {
+            if (!failover_)
+                return failure("no failure detection on " + config_.node +
+                               " ([heartbeat] is not configured): `understudy debug activate` runs a standby "
+                               "without any check");
+            failover_->manual_takeover(request.takeover().guest(), request.takeover().force());
+            return success("guest " + request.takeover().guest() + " runs on " + config_.node +
+                           " from its standby (see `understudy events`)");
+        }
+        case proto::ControlRequest::kDiscard:
+            return success(discard(request.discard().guest()));
         case proto::ControlRequest::kDrill: {
             auto r = success("");
             *r.mutable_drill() = drill(request.drill().guest());

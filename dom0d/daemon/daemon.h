@@ -55,6 +55,10 @@ class Daemon {
         std::unique_ptr<Replicator> replicator;
         std::string role; // "standalone", "primary", "activated", "relinquished"
         std::uint64_t activated_epoch = 0; // activated: the standby epoch it resumed from
+        // Since when it runs here (booted, activated, or found running), on
+        // this host's wall clock: of two running copies, the later is the
+        // younger (split brain).
+        std::uint64_t active_since_unix_ns = 0;
         std::string backend = "kvm";
         std::vector<std::string> disk_notes; // xen: how each disk is replicated
         std::string checkpoint_way;          // xen: "pause" or "suspend"
@@ -68,11 +72,15 @@ class Daemon {
     std::string unprotect(const std::string &guest);
     proto::ChecksumReply checksum(const std::string &guest);
     std::string activate(const std::string &guest);
+    // Stops this host's running copy of `guest` for good (split brain): held
+    // output is dropped, replication ends with no goodbye, the guest stops.
+    std::string discard(const std::string &guest);
 
     // Failure detection and failover (daemon_failover.cpp).
     void start_failover();
     void describe(proto::HeartbeatPacket &packet) const;
-    [[nodiscard]] std::vector<std::string> standby_names() const;
+    [[nodiscard]] std::vector<FailoverController::HeldStandby> held_standbys() const;
+    [[nodiscard]] std::vector<FailoverController::RunningCopy> running_copies() const;
     [[nodiscard]] std::vector<std::string> protected_names() const;
     // Gratuitous ARPs in an announcement: [heartbeat]'s garp_count, or its
     // default without a [heartbeat] section.
@@ -92,7 +100,8 @@ class Daemon {
     // throws saying why it cannot be (not a Dom0, not root).
     std::shared_ptr<xen::XenSession> xen_session() const;
     // With mutex_ held: protects xl domain `domain` (name or domid).
-    std::string protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk);
+    std::string protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk,
+                            std::uint64_t active_since_unix_ns = 0);
     std::unique_ptr<StandbyGuest> make_xen_standby(const proto::Hello &hello, const GuestConfig &g,
                                                    std::string *refusal) const;
     // Gratuitous ARPs for each vif of `g` with an ip= in its xl.cfg, sent on

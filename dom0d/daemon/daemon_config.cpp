@@ -260,7 +260,8 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     if (tree.find("heartbeat") != tree.not_found()) {
         Section h(section_of("heartbeat"), file + ": [heartbeat]",
                   {"peer_node", "paths", "listen", "interval_ms", "timeout_ms", "witness", "fence_command", "failover",
-                   "garp_count", "garp_repeat_ms", "reprotect", "peer_stream", "track_interface"});
+                   "garp_count", "garp_repeat_ms", "reprotect", "peer_stream", "track_interface",
+                   "allow_unguarded_takeover", "after_split_brain"});
         FailoverConfig f;
         auto peer = h.text("peer_node");
         if (!peer)
@@ -324,6 +325,19 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
             throw ConfigError(file + ": [heartbeat].reprotect: '" + reprotect + "' is not auto or manual");
         f.reprotect_automatic = reprotect == "auto";
         f.peer_stream = h.endpoint("peer_stream", kDefaultStreamPort);
+        f.allow_unguarded = h.flag("allow_unguarded_takeover", false);
+        if (f.allow_unguarded && (f.witness || f.fence_command))
+            throw ConfigError(file + ": [heartbeat].allow_unguarded_takeover: a witness or fence_command is "
+                                     "configured, so the pair is guarded; remove the key");
+        const auto split = h.text("after_split_brain", "disconnect");
+        if (split == "disconnect")
+            f.after_split_brain = FailoverConfig::SplitBrainPolicy::disconnect;
+        else if (split == "discard-younger")
+            f.after_split_brain = FailoverConfig::SplitBrainPolicy::discard_younger;
+        else
+            throw ConfigError(file + ": [heartbeat].after_split_brain: '" + split +
+                              "' is neither disconnect (report; both copies run until an operator stops one) nor "
+                              "discard-younger (the copy that became active later stops for good)");
         if (f.reprotect_automatic && !f.peer_stream)
             throw ConfigError(file + ": [heartbeat].reprotect = auto needs peer_stream (the peer's [replication] "
                                      "listen address, HOST[:PORT])");

@@ -60,6 +60,15 @@ struct FailoverConfig {
     // peer (peer_stream) as soon as the peer is heard and runs no copy of it.
     bool reprotect_automatic = false;
     std::optional<Endpoint> peer_stream;  // the peer's stream listener
+    // Neither witness nor fence_command, and a takeover may happen anyway
+    // (allow_unguarded_takeover = yes): it may run the guest twice.
+    bool allow_unguarded = false;
+    // What to do when heartbeats come back and both hosts run a guest
+    // (after_split_brain, as DRBD's after-sb-* settings): report it and
+    // leave both running for an operator to choose (disconnect), or stop
+    // the copy that became active later (discard-younger).
+    enum class SplitBrainPolicy { disconnect, discard_younger };
+    SplitBrainPolicy after_split_brain = SplitBrainPolicy::disconnect;
 };
 
 struct DaemonConfig {

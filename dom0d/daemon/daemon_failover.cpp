@@ -11,7 +11,12 @@ void Daemon::start_failover()
 {
     FailoverController::Host host;
     host.describe = [this](proto::HeartbeatPacket &p) { describe(p); };
-    host.standbys = [this] { return standby_names(); };
+    host.standbys = [this] { return held_standbys(); };
+    host.mark_outdated = [this](const std::string &guest, std::uint64_t stream_id, const std::string &why) {
+        return registry_.mark_outdated(guest, stream_id, why);
+    };
+    host.running = [this] { return running_copies(); };
+    host.discard = [this](const std::string &guest) { (void)discard(guest); };
     host.closed_by_peer_s = [this](const std::string &guest) {
         for (const auto &s : registry_.status())
             if (s.guest == guest)
@@ -54,10 +59,18 @@ void Daemon::describe(proto::HeartbeatPacket &packet) const
         g->set_name(name);
         g->set_role(r.role);
         g->set_dies_with_daemon(dynamic_cast<const kvm::KvmGuest *>(r.guest.get()) != nullptr);
-        if (r.replicator)
-            g->set_acked_epoch(r.replicator->status().acked_epoch);
-        else if (r.role == "activated")
+        if (r.role != "relinquished")
+            g->set_active_since_unix_ns(r.active_since_unix_ns);
+        if (r.replicator) {
+            const auto s = r.replicator->status();
+            g->set_acked_epoch(s.acked_epoch);
+            g->set_stream_id(s.stream_id);
+            // Output waits for this stream's acks only while it is syncing
+            // or protected; otherwise it flows, past any standby's epoch.
+            g->set_stream_lost(s.state != ProtectionState::syncing && s.state != ProtectionState::protected_);
+        } else if (r.role == "activated") {
             g->set_acked_epoch(r.activated_epoch);
+        }
     }
     for (const auto &s : registry_.status()) {
         if (!s.consistent || runs_here(s.guest))
@@ -69,14 +82,25 @@ void Daemon::describe(proto::HeartbeatPacket &packet) const
     }
 }
 
-std::vector<std::string> Daemon::standby_names() const
+std::vector<FailoverController::HeldStandby> Daemon::held_standbys() const
 {
-    std::vector<std::string> names;
+    std::vector<FailoverController::HeldStandby> held;
+    const auto standbys = registry_.status();
     std::lock_guard lock(mutex_);
-    for (const auto &s : registry_.status())
+    for (const auto &s : standbys)
         if (s.consistent && !runs_here(s.guest))
-            names.push_back(s.guest);
-    return names;
+            held.push_back({s.guest, s.stream_id, s.epoch, s.outdated, s.outdated_reason});
+    return held;
+}
+
+std::vector<FailoverController::RunningCopy> Daemon::running_copies() const
+{
+    std::vector<FailoverController::RunningCopy> copies;
+    std::lock_guard lock(mutex_);
+    for (const auto &[name, r] : guests_)
+        if (r.role != "relinquished")
+            copies.push_back({name, r.role, r.active_since_unix_ns});
+    return copies;
 }
 
 bool Daemon::runs_here(const std::string &guest) const

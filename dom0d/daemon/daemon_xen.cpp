@@ -46,7 +46,8 @@ std::shared_ptr<xen::XenSession> Daemon::xen_session() const
     return xen_;
 }
 
-std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk)
+std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer, bool allow_unreplicated_disk,
+                                std::uint64_t active_since_unix_ns)
 {
     std::shared_ptr<xen::XenSession> session;
     try {
@@ -107,6 +108,11 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
     Running r;
     r.backend = "xen";
     r.role = "primary";
+    r.active_since_unix_ns =
+        active_since_unix_ns ? active_since_unix_ns
+                             : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                              std::chrono::system_clock::now().time_since_epoch())
+                                                              .count());
     r.disk_notes = disks.notes;
     r.checkpoint_way = std::string(xen::to_string(g->checkpoint_way));
     for (const auto &p : disks.replicated) // protocol D: the disk commits with each checkpoint

@@ -70,24 +70,39 @@ FailoverController::FailoverController(FailoverConfig config, Host host, EventLo
     : config_(std::move(config)), host_(std::move(host)), events_(events), log_(std::move(log))
 {
     heartbeat_ = std::make_unique<HeartbeatService>(
-        config_.heartbeat,
-        [this](proto::HeartbeatPacket &p) {
-            host_.describe(p);
-            p.set_witness_reachable(witness_ && witness_->reachable() && !uplink_down());
-            std::lock_guard lock(takeovers_mutex_);
-            for (auto &g : *p.mutable_guests()) {
-                auto it = takeovers_.find(g.name());
-                if (g.role() == "activated" && it != takeovers_.end()) {
-                    g.set_detection_ms(it->second.detection_ms);
-                    g.set_activation_ms(it->second.activation_ms);
-                    g.set_takeover_timed(true);
-                }
-            }
-        },
-        log_);
+        config_.heartbeat, [this](proto::HeartbeatPacket &p) { fill(p); }, log_);
     if (config_.witness)
         witness_ = std::make_unique<WitnessProbe>(*config_.witness, config_.heartbeat.interval,
                                                   config_.heartbeat.timeout);
+}
+
+void FailoverController::refresh_report()
+{
+    proto::HeartbeatPacket report;
+    host_.describe(report); // may wait on the daemon: this thread only
+    {
+        std::lock_guard lock(takeovers_mutex_);
+        for (auto &g : *report.mutable_guests()) {
+            auto it = takeovers_.find(g.name());
+            if (g.role() == "activated" && it != takeovers_.end()) {
+                g.set_detection_ms(it->second.detection_ms);
+                g.set_activation_ms(it->second.activation_ms);
+                g.set_takeover_timed(true);
+            }
+        }
+    }
+    std::lock_guard lock(report_mutex_);
+    report_.Swap(&report);
+}
+
+void FailoverController::fill(proto::HeartbeatPacket &packet)
+{
+    // Called by the heartbeat sender: copies, never waits on the daemon.
+    {
+        std::lock_guard lock(report_mutex_);
+        packet.mutable_guests()->CopyFrom(report_.guests());
+    }
+    packet.set_witness_reachable(witness_ok_.load());
 }
 
 FailoverController::~FailoverController()
@@ -98,11 +113,12 @@ FailoverController::~FailoverController()
 GuardSettings FailoverController::guard() const
 {
     return {config_.witness.has_value(), config_.fence_command.has_value(), config_.automatic,
-            config_.heartbeat.timeout, config_.heartbeat.interval};
+            config_.heartbeat.timeout, config_.heartbeat.interval, config_.allow_unguarded};
 }
 
 void FailoverController::start()
 {
+    refresh_report(); // the first heartbeat already says what runs here
     heartbeat_->start();
     std::string paths;
     for (const auto &p : config_.heartbeat.paths)
@@ -114,8 +130,12 @@ void FailoverController::start()
                     std::to_string(config_.heartbeat.timeout.count()) + " ms; " +
                     (g.witness ? "witness " + *config_.witness : std::string("no witness")) +
                     (config_.track_interface ? ", uplink " + *config_.track_interface + " tracked" : std::string()) +
-                    (g.fencing ? ", fencing" : "") + (!g.witness && !g.fencing ? " (UNGUARDED pair)" : "") +
-                    "; failover " + (g.automatic ? "auto" : "manual"));
+                    (g.fencing ? ", fencing" : "") +
+                    (!g.witness && !g.fencing ? (g.unguarded_allowed ? " (UNGUARDED pair: takeovers allowed anyway)"
+                                                                     : " (UNGUARDED pair: no automatic takeover)")
+                                              : "") +
+                    "; failover " + (g.automatic ? "auto" : "manual") +
+                    (guard_coverage(g).partition_safe ? "" : "; NOT guarded against a partition (no fencing)"));
     thread_ = std::thread([this] { run(); });
 }
 
@@ -194,17 +214,17 @@ bool FailoverController::process_died(const PeerView &view, const std::string &g
     return in_process && closed >= 0 && closed <= view.silent_s + interval_s;
 }
 
-void FailoverController::take_over(const std::string &guest, const std::string &reason, double peer_silent_s)
+bool FailoverController::take_over(const std::string &guest, const std::string &reason, double peer_silent_s)
 {
     const auto decided = Clock::now();
     if (!fence(guest))
-        return;
+        return false;
     events_.add(guest, "takeover", reason);
     try {
         host_.take_over(guest);
     } catch (const std::exception &e) {
         events_.add(guest, "takeover_failed", e.what());
-        return;
+        return false;
     }
     Takeover t;
     t.detection_ms = static_cast<std::uint32_t>(std::max(0.0, peer_silent_s) * 1000);
@@ -215,11 +235,13 @@ void FailoverController::take_over(const std::string &guest, const std::string &
         takeovers_[guest] = t;
     }
     schedule_announcements(guest);
+    refresh_report();
     heartbeat_->send_now(); // the peer learns at once that the guest runs here
     events_.add(guest, "active",
                 "runs here " + std::to_string(t.detection_ms + t.activation_ms) + " ms after the last heartbeat of " +
                     config_.heartbeat.peer_node + " (detection " + std::to_string(t.detection_ms) +
                     " ms, activation " + std::to_string(t.activation_ms) + " ms)");
+    return true;
 }
 
 void FailoverController::drop_silent_backups(const PeerView &view)
@@ -267,6 +289,7 @@ void FailoverController::reprotect_returned_peer(const PeerView &view)
 void FailoverController::tick()
 {
     std::lock_guard lock(mutex_);
+    refresh_report();
     const auto view = heartbeat_->peer();
     const bool peer_alive = !view.all_silent;
     if (view.ever_heard && peer_alive != peer_was_alive_)
@@ -282,10 +305,16 @@ void FailoverController::tick()
                         (uplink_lost ? "down" : "up again"));
     uplink_was_down_ = uplink_lost;
     const bool witness_ok = witness_ && witness_->reachable() && !uplink_lost;
+    witness_ok_ = witness_ok;
 
-    for (const auto &guest : host_.standbys()) {
+    const auto standbys = host_.standbys();
+    outdate_standbys(view, standbys);
+    for (const auto &held : host_.standbys()) {
+        const auto &guest = held.guest;
         TakeoverInput in;
         in.standby_consistent = true;
+        in.standby_outdated = held.outdated;
+        in.outdated_reason = held.outdated_reason;
         in.peer_ever_heard = view.ever_heard;
         in.peer_all_silent = view.all_silent;
         in.peer_silent_s = view.silent_s;
@@ -326,9 +355,11 @@ void FailoverController::tick()
             events_.add(guest, "handover_failed", e.what());
             continue;
         }
+        refresh_report();
         heartbeat_->send_now();
     }
 
+    watch_split_brain(view);
     reprotect_returned_peer(view);
     drop_silent_backups(view);
 
@@ -357,7 +388,146 @@ void FailoverController::planned_switch(const std::string &guest)
         throw std::runtime_error("guest " + guest + " is not running protected here");
     events_.add(guest, "handover", "planned switch to " + config_.heartbeat.peer_node + " (understudy failover)");
     host_.hand_over(guest);
+    refresh_report();
     heartbeat_->send_now();
+}
+
+void FailoverController::manual_takeover(const std::string &guest, bool force)
+{
+    std::lock_guard lock(mutex_);
+    const auto view = heartbeat_->peer();
+    std::optional<HeldStandby> held;
+    for (const auto &s : host_.standbys())
+        if (s.guest == guest)
+            held = s;
+    if (!held)
+        throw std::runtime_error("this host holds no consistent standby of guest " + guest);
+    std::vector<std::string> overridden;
+    if (!view.all_silent)
+        overridden.push_back(config_.heartbeat.peer_node + " is alive (heard " +
+                             std::to_string(static_cast<int>(view.silent_s * 1000)) +
+                             " ms ago): the guest may run there; for a planned switch run `understudy failover " +
+                             guest + "` on " + config_.heartbeat.peer_node);
+    if (held->outdated)
+        overridden.push_back("the standby is OUTDATED (" + held->outdated_reason +
+                             "): it would take the guest's clients back in time");
+    if (!overridden.empty() && !force) {
+        std::string why;
+        for (const auto &o : overridden)
+            why += (why.empty() ? "" : "; ") + o;
+        throw std::runtime_error("not taking guest " + guest + " over: " + why + " (--force to do it anyway)");
+    }
+    std::string reason = "by the operator (understudy takeover)";
+    if (!overridden.empty()) {
+        std::string what;
+        for (const auto &o : overridden)
+            what += (what.empty() ? "" : "; ") + o;
+        if (log_)
+            log_("WARNING: guest " + guest + ": FORCED takeover by the operator although " + what);
+        events_.add(guest, "forced_takeover", "the operator forced a takeover although " + what);
+        reason = "FORCED by the operator (understudy takeover --force)";
+    }
+    if (config_.fence_command) {
+        next_fence_try_.erase(guest); // an operator does not wait for the retry interval
+        if (!fence(guest))
+            throw std::runtime_error("not taking guest " + guest + " over: fence_command for " +
+                                     config_.heartbeat.peer_node + " failed (see `understudy events`)");
+    }
+    if (!take_over(guest, reason, view.silent_s))
+        throw std::runtime_error("the takeover of guest " + guest + " failed (see `understudy events`)");
+}
+
+void FailoverController::outdate_standbys(const PeerView &view, const std::vector<HeldStandby> &standbys)
+{
+    if (!view.last)
+        return;
+    for (const auto &held : standbys) {
+        if (held.outdated)
+            continue;
+        for (const auto &g : view.last->guests()) {
+            const bool runs_there = g.role() == "primary" || g.role() == "standalone" || g.role() == "activated";
+            if (g.name() != held.guest || !runs_there)
+                continue;
+            if (g.stream_id() == held.stream_id && !g.stream_lost())
+                continue; // its output waits for this copy's acks: current
+            const std::string why =
+                g.stream_id() == held.stream_id
+                    ? config_.heartbeat.peer_node + " lost the stream that built this copy and runs the guest on "
+                                                    "without a backup, releasing its output"
+                    : config_.heartbeat.peer_node + " runs the guest " +
+                          (g.stream_id() ? "on another stream (a resync not yet committed here, or another backup)"
+                                         : "without protection") +
+                          ", releasing output this copy does not have";
+            if (host_.mark_outdated(held.guest, held.stream_id, why))
+                events_.add(held.guest, "standby_outdated",
+                            why + ": the standby at epoch " + std::to_string(held.epoch) +
+                                " is outdated and will not take over by itself");
+        }
+    }
+}
+
+void FailoverController::watch_split_brain(const PeerView &view)
+{
+    std::map<std::string, std::string> now;
+    if (!view.all_silent && view.last) {
+        for (const auto &copy : host_.running()) {
+            for (const auto &g : view.last->guests()) {
+                const bool runs_there = g.role() == "primary" || g.role() == "standalone" || g.role() == "activated";
+                if (g.name() != copy.guest || !runs_there)
+                    continue;
+                // The copy that became active later is the younger (ties:
+                // the node name that sorts later), the same answer on both
+                // hosts since both compare the same two numbers.
+                const bool here_younger =
+                    copy.active_since_unix_ns != g.active_since_unix_ns()
+                        ? copy.active_since_unix_ns > g.active_since_unix_ns()
+                        : config_.heartbeat.node > config_.heartbeat.peer_node;
+                now[copy.guest] = "runs here (" + copy.role + ") and on " + config_.heartbeat.peer_node + " (" +
+                                  g.role() + "): SPLIT BRAIN; the younger copy is " +
+                                  (here_younger ? "this host's" : config_.heartbeat.peer_node + "'s");
+                std::string known;
+                {
+                    std::lock_guard lock(split_mutex_);
+                    if (auto it = split_brain_.find(copy.guest); it != split_brain_.end())
+                        known = it->second;
+                }
+                if (!known.empty())
+                    continue;
+                const bool discard = config_.after_split_brain == FailoverConfig::SplitBrainPolicy::discard_younger;
+                events_.add(copy.guest, "split_brain",
+                            now[copy.guest] + (discard ? "; after_split_brain = discard-younger: it stops for good"
+                                                       : "; after_split_brain = disconnect: both run until an operator "
+                                                         "stops one (`understudy discard GUEST` on that host); "
+                                                         "re-protection is refused meanwhile"));
+                if (discard && here_younger) {
+                    try {
+                        host_.discard(copy.guest);
+                        events_.add(copy.guest, "discarded",
+                                    "stopped this host's copy for good: it became active later than " +
+                                        config_.heartbeat.peer_node + "'s (after_split_brain = discard-younger)");
+                        now.erase(copy.guest);
+                        refresh_report();
+                        heartbeat_->send_now();
+                    } catch (const std::exception &e) {
+                        events_.add(copy.guest, "discard_failed", e.what());
+                    }
+                }
+            }
+        }
+    }
+    std::lock_guard lock(split_mutex_);
+    for (const auto &[guest, what] : split_brain_)
+        if (!now.count(guest) && !view.all_silent)
+            events_.add(guest, "split_brain_resolved", "only one host runs it now");
+    if (!view.all_silent)
+        split_brain_ = std::move(now);
+}
+
+std::string FailoverController::split_brain_of(const std::string &guest) const
+{
+    std::lock_guard lock(split_mutex_);
+    auto it = split_brain_.find(guest);
+    return it == split_brain_.end() ? "" : it->second;
 }
 
 bool FailoverController::peer_runs(const std::string &guest) const
@@ -438,6 +608,23 @@ proto::PairStatus FailoverController::status() const
     s.set_witness_reachable(witness_ && witness_->reachable());
     s.set_peer_witness_reachable(view.last && view.last->witness_reachable());
     s.set_failover(g.automatic ? "auto" : "manual");
+    const auto coverage = guard_coverage(g);
+    for (const auto &c : coverage.covered)
+        s.add_guard_covers(c);
+    for (const auto &c : coverage.not_covered)
+        s.add_guard_misses(c);
+    s.set_partition_safe(coverage.partition_safe);
+    s.set_after_split_brain(config_.after_split_brain == FailoverConfig::SplitBrainPolicy::discard_younger
+                                ? "discard-younger"
+                                : "disconnect");
+    {
+        std::lock_guard lock(split_mutex_);
+        for (const auto &[guest, what] : split_brain_) {
+            auto *b = s.add_split_brain();
+            b->set_guest(guest);
+            b->set_what(what);
+        }
+    }
     if (config_.track_interface) {
         s.set_track_interface(*config_.track_interface);
         s.set_uplink_down(uplink_down());

@@ -1,9 +1,14 @@
 // Failure detection and failover for one host of a pair (ARCHITECTURE.md §6):
 // runs the heartbeats and the witness probe, and every interval applies the
-// guard's rules to the guests this host holds standbys of (take over?) and to
-// those it runs protected (hand over?). Every decision is an event.
+// guard's rules to the guests this host holds standbys of (outdated? take
+// over?), to those it runs protected (hand over?) and to those both hosts
+// run (split brain). Every decision is an event. What the heartbeats say of
+// this host is refreshed here, on this controller's thread: the heartbeat
+// threads only copy it, so a daemon busy with a slow disk or a hung tool
+// still sends its heartbeats.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -24,10 +29,27 @@ namespace understudy::daemon {
 
 class FailoverController {
   public:
+    // A consistent standby held here, of a guest that does not run here.
+    struct HeldStandby {
+        std::string guest;
+        std::uint64_t stream_id = 0, epoch = 0;
+        bool outdated = false;
+        std::string outdated_reason;
+    };
+    // A guest that runs here (primary, standalone or activated).
+    struct RunningCopy {
+        std::string guest, role;
+        std::uint64_t active_since_unix_ns = 0;
+    };
     // What the controller needs from the daemon.
     struct Host {
         std::function<void(proto::HeartbeatPacket &)> describe;        // this host's guests and roles
-        std::function<std::vector<std::string>()> standbys;             // consistent standbys held here
+        std::function<std::vector<HeldStandby>()> standbys;             // consistent standbys held here
+        // Marks the copy of `guest` built by `stream_id` outdated; false if it
+        // is not held (or was outdated already).
+        std::function<bool(const std::string &guest, std::uint64_t stream_id, const std::string &why)> mark_outdated;
+        std::function<std::vector<RunningCopy>()> running;              // guests running here
+        std::function<void(const std::string &)> discard;               // stop this host's copy for good (split brain)
         std::function<double(const std::string &)> closed_by_peer_s;    // since the peer's host closed its stream; -1: not
         std::function<std::vector<std::string>()> protected_primaries;  // guests run here, protected
         std::function<void(const std::string &)> take_over;             // activate the standby; throws why not
@@ -53,6 +75,14 @@ class FailoverController {
     // A planned switch (`understudy failover GUEST` on the primary): hands
     // the guest over if the backup is alive; throws saying why not.
     void planned_switch(const std::string &guest);
+    // `understudy takeover GUEST` on the backup: runs its standby here now,
+    // fencing the peer first where configured. Refused while the primary is
+    // heard or when the standby is outdated, unless `force`: then a loud
+    // warning and a forced_takeover event. Throws saying why not.
+    void manual_takeover(const std::string &guest, bool force);
+    // Why `guest` must not be protected again now ("" if it may): both
+    // hosts run it (split brain).
+    [[nodiscard]] std::string split_brain_of(const std::string &guest) const;
     // Waits up to the heartbeat timeout to hear the peer; true if it says it
     // runs `guest` (so this host must not start it).
     [[nodiscard]] bool peer_runs(const std::string &guest) const;
@@ -67,10 +97,16 @@ class FailoverController {
   private:
     void run();
     void tick();
+    // Asks the daemon for what the heartbeats say of this host (may wait on
+    // the daemon); the heartbeat threads copy the result.
+    void refresh_report();
+    void fill(proto::HeartbeatPacket &packet);
+    void outdate_standbys(const PeerView &view, const std::vector<HeldStandby> &standbys);
+    void watch_split_brain(const PeerView &view);
     [[nodiscard]] GuardSettings guard() const;
     [[nodiscard]] bool fence(const std::string &guest);
     void schedule_announcements(const std::string &guest);
-    void take_over(const std::string &guest, const std::string &reason, double peer_silent_s);
+    bool take_over(const std::string &guest, const std::string &reason, double peer_silent_s);
     [[nodiscard]] bool process_died(const PeerView &view, const std::string &guest) const;
     [[nodiscard]] bool uplink_down() const;
     void reprotect_returned_peer(const PeerView &view);
@@ -82,6 +118,11 @@ class FailoverController {
     Log log_;
     std::unique_ptr<HeartbeatService> heartbeat_;
     std::unique_ptr<WitnessProbe> witness_;
+    mutable std::mutex report_mutex_; // never held across a call to the daemon
+    proto::HeartbeatPacket report_;   // this host's guests, as last described
+    std::atomic<bool> witness_ok_{false};
+    mutable std::mutex split_mutex_;
+    std::map<std::string, std::string> split_brain_; // guest -> what both hosts run
     std::mutex mutex_;  // serialises decisions (tick, planned_switch)
     std::mutex stop_mutex_;
     bool stopping_ = false;

@@ -143,6 +143,12 @@ std::string prometheus_text(const proto::StatusReply &status)
         w.sample("understudy_pair_guarded", peer, p.guard() == "UNGUARDED" ? 0 : 1);
         w.family("understudy_witness_reachable", "gauge", "1 while this host reaches the client-side witness.");
         w.sample("understudy_witness_reachable", peer, p.witness_reachable() ? 1 : 0);
+        w.family("understudy_pair_partition_safe", "gauge",
+                 "1 when fencing guards against a partition between two live hosts.");
+        w.sample("understudy_pair_partition_safe", peer, p.partition_safe() ? 1 : 0);
+        w.family("understudy_split_brain", "gauge", "1 for each guest both hosts of the pair run (split brain).");
+        for (const auto &b : p.split_brain())
+            w.sample("understudy_split_brain", peer + ",guest=\"" + escape(b.guest()) + "\"", 1);
     }
     return w.str();
 }

@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     Epoch expected{1};
     try {
         for (int i = 0; i < 16; ++i) {
-            std::string goodbye;
+            proto::Goodbye goodbye;
             if (receiver.receive(reader, expected, epoch, &goodbye) == EpochReceiver::Outcome::goodbye)
                 break;
             committer.commit(epoch, standby, EpochCommitter::Undo::keep);

@@ -63,13 +63,58 @@ TEST_CASE("a backup takes over only from a committed checkpoint, a silent primar
 
     GuardSettings manual{true, false, false, 1000ms};
     CHECK(judge_takeover(manual, dead_primary()).action == Verdict::refuse);
+    CHECK(judge_takeover(manual, dead_primary()).reason.find("understudy takeover GUEST") != std::string::npos);
 
+    // No witness and no fencing: no takeover unless the operator opted in.
     GuardSettings unguarded{false, false, true, 1000ms};
     in = dead_primary();
     in.witness_reachable = false;
     v = judge_takeover(unguarded, in);
+    CHECK(v.action == Verdict::refuse);
+    CHECK(v.reason.find("allow_unguarded_takeover") != std::string::npos);
+    unguarded.unguarded_allowed = true;
+    v = judge_takeover(unguarded, in);
     CHECK(v.action == Verdict::take_over);
     CHECK(v.reason.find("UNGUARDED") != std::string::npos);
+
+    GuardSettings fenced{false, true, true, 1000ms};
+    CHECK(judge_takeover(fenced, in).action == Verdict::take_over); // the caller fences first
+}
+
+TEST_CASE("an outdated standby never takes over by itself", "[guard]")
+{
+    GuardSettings guard{true, true, true, 1000ms};
+    auto in = dead_primary();
+    in.standby_outdated = true;
+    in.outdated_reason = "hosta ran on without it";
+    auto v = judge_takeover(guard, in);
+    CHECK(v.action == Verdict::refuse);
+    CHECK(v.reason.find("OUTDATED (hosta ran on without it)") != std::string::npos);
+    CHECK(v.reason.find("understudy takeover --force") != std::string::npos);
+    in.peer_all_silent = false; // the primary alive: nothing to decide
+    in.peer_silent_s = 0.1;
+    CHECK(judge_takeover(guard, in).action == Verdict::wait);
+}
+
+TEST_CASE("status says which failures the guard covers; only fencing covers a partition", "[guard]")
+{
+    auto has = [](const std::vector<std::string> &lines, const std::string &text) {
+        for (const auto &l : lines)
+            if (l.find(text) != std::string::npos)
+                return true;
+        return false;
+    };
+    const auto witness = guard_coverage({true, false, true, 1000ms});
+    CHECK_FALSE(witness.partition_safe);
+    CHECK(has(witness.not_covered, "a partition"));
+    CHECK(has(witness.not_covered, "BOTH run the guest"));
+    CHECK(has(witness.covered, "the backup is cut off from the clients"));
+    const auto fenced = guard_coverage({true, true, true, 1000ms});
+    CHECK(fenced.partition_safe);
+    CHECK(has(fenced.covered, "a partition"));
+    const auto none = guard_coverage({false, false, true, 1000ms});
+    CHECK(has(none.not_covered, "NOBODY takes over"));
+    CHECK(has(none.not_covered, "a partition"));
 }
 
 TEST_CASE("a primary whose process died is taken over after a few silent intervals, still guarded", "[guard]")

@@ -119,6 +119,10 @@ TEST_CASE("heartbeats without the key, from another node, replayed or mangled ne
     REQUIRE(eventually([&] { return b.peer().paths.at(0).refused == 4; }));
     CHECK_FALSE(b.peer().ever_heard);
 
+    // A run of the peer's is believed once it echoes one of b's recent packets.
+    REQUIRE(eventually([&] { return b.sequence() > 50; }));
+    p.set_echo_boot_id(b.boot_id());
+    p.set_echo_seq(b.sequence());
     const auto good = seal_heartbeat(p, key(7));
     send_raw(b.port(), good);
     REQUIRE(eventually([&] { return b.peer().ever_heard; }));
@@ -128,10 +132,48 @@ TEST_CASE("heartbeats without the key, from another node, replayed or mangled ne
     auto older_boot = p;
     older_boot.set_boot_id(76);
     older_boot.set_seq(900);
-    older_boot.set_sent_unix_ns(999); // an old run's packet, recorded and sent again
+    older_boot.set_echo_seq(1); // an old run's packet, recorded and sent again: it echoes b long ago
     send_raw(b.port(), seal_heartbeat(older_boot, key(7)));
     REQUIRE(eventually([&] { return b.peer().paths.at(0).refused == 6; }));
     CHECK(b.peer().paths.at(0).received == 1);
+    CHECK(b.peer().last->boot_id() == 77);
+}
+
+TEST_CASE("a new run of the peer whose clock was set back is believed once it echoes us; no clock decides",
+          "[heartbeat]")
+{
+    HeartbeatService b(settings("hostb", "hosta", 9), nullptr, nullptr);
+    b.start();
+    REQUIRE(eventually([&] { return b.sequence() > 3; }));
+    proto::HeartbeatPacket first;
+    first.set_node("hosta");
+    first.set_boot_id(100);
+    first.set_seq(1);
+    first.set_sent_unix_ns(4'000'000'000'000'000'000ull); // its clock far ahead
+    first.set_echo_boot_id(b.boot_id());
+    first.set_echo_seq(b.sequence());
+    send_raw(b.port(), seal_heartbeat(first, key(7)));
+    REQUIRE(eventually([&] { return b.peer().paths.at(0).received == 1; }));
+
+    // The peer restarts with its clock set back: believed, since it echoes b.
+    auto restarted = first;
+    restarted.set_boot_id(200);
+    restarted.set_sent_unix_ns(1000);
+    restarted.set_echo_seq(b.sequence());
+    send_raw(b.port(), seal_heartbeat(restarted, key(7)));
+    REQUIRE(eventually([&] { return b.peer().paths.at(0).received == 2; }));
+    CHECK(b.peer().last->boot_id() == 200);
+    CHECK(b.peer().paths.at(0).refused == 0);
+
+    // A packet of a run that echoes nothing of b's yet is not life (it is
+    // believed with its next packet, which echoes b).
+    auto unconfirmed = restarted;
+    unconfirmed.set_boot_id(300);
+    unconfirmed.set_echo_boot_id(0);
+    send_raw(b.port(), seal_heartbeat(unconfirmed, key(7)));
+    std::this_thread::sleep_for(100ms);
+    CHECK(b.peer().paths.at(0).received == 2);
+    CHECK(b.peer().last->boot_id() == 200);
 }
 
 TEST_CASE("a heartbeat packet is opened only with the key it was sealed with", "[heartbeat]")

@@ -85,7 +85,7 @@ struct Backup {
         EpochCommitter committer;
         try {
             for (;;) {
-                std::string bye;
+                proto::Goodbye bye;
                 if (receiver.receive(reader, committed.next(), epoch, &bye) == EpochReceiver::Outcome::goodbye)
                     return "goodbye";
                 committer.commit(epoch, standby, EpochCommitter::Undo::keep);
