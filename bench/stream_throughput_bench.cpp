@@ -35,7 +35,7 @@ std::optional<TlsSettings> tls_or_not(bool tls)
 {
     if (!tls)
         return std::nullopt;
-    return TlsSettings{std::vector<std::uint8_t>(32, 0x5a), {}, {}, {}};
+    return TlsSettings{std::vector<std::uint8_t>(32, 0x5a), {}, {}, {}, {}};
 }
 
 std::unique_ptr<Link> open_link(std::uint16_t port, const std::optional<TlsSettings> &tls, TlsContext *client)

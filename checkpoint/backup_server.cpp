@@ -121,6 +121,7 @@ void BackupServer::cut_late_handshakes()
 void BackupServer::accept_loop()
 {
     while (!stopping_) {
+        progress_.mark();
         reap_finished();
         cut_late_handshakes();
         refusals_.flush();

@@ -23,6 +23,7 @@
 #include <optional>
 #include <thread>
 
+#include "checkpoint/progress_mark.h"
 #include "checkpoint/standby_registry.h"
 #include "checkpoint/standby_stream.h"
 #include "checkpoint/stream/tcp.h"
@@ -70,6 +71,8 @@ class BackupServer {
     void stop();
     [[nodiscard]] std::uint16_t port() const noexcept { return listener_.port(); }
     [[nodiscard]] BackupServerCounters counters() const;
+    // The accept loop goes round at least every 100 ms.
+    [[nodiscard]] const ProgressMark &progress() const noexcept { return progress_; }
 
     // Serves one stream to its end (also used directly by tests).
     void serve(Link &link);
@@ -95,6 +98,7 @@ class BackupServer {
     TcpListener listener_;
     std::unique_ptr<TlsContext> tls_;
     std::atomic<bool> stopping_{false};
+    ProgressMark progress_;
     std::thread acceptor_;
 
     mutable std::mutex mutex_;

@@ -86,6 +86,7 @@ void HeartbeatService::start()
         std::unique_lock lock(mutex_);
         while (!stopping_) {
             lock.unlock();
+            sender_progress_.mark();
             send_round();
             lock.lock();
             next += settings_.interval;
@@ -179,6 +180,7 @@ void HeartbeatService::receive_loop()
             if (stopping_)
                 return;
         }
+        receiver_progress_.mark();
         pollfd p{socket_.get(), POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0)
             continue;

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "checkpoint/progress_mark.h"
 #include "checkpoint/stream/tcp.h"
 #include "checkpoint/unique_fd.h"
 #include "proto/heartbeat.pb.h"
@@ -84,6 +85,9 @@ class HeartbeatService {
     // This run's id and the sequence number of its last packet.
     [[nodiscard]] std::uint64_t boot_id() const noexcept { return boot_id_; }
     [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_.load(); }
+    // The sender goes round every interval, the receiver every 50 ms.
+    [[nodiscard]] const ProgressMark &sender_progress() const noexcept { return sender_progress_; }
+    [[nodiscard]] const ProgressMark &receiver_progress() const noexcept { return receiver_progress_; }
     [[nodiscard]] const HeartbeatSettings &settings() const noexcept { return settings_; }
 
   private:
@@ -108,6 +112,7 @@ class HeartbeatService {
     std::mutex send_mutex_;
     std::atomic<bool> muted_{false};
     std::atomic<std::uint64_t> seq_{0};
+    ProgressMark sender_progress_, receiver_progress_;
 
     mutable std::mutex mutex_;
     std::vector<PathTrack> tracks_;

@@ -8,7 +8,7 @@ pair_init() { # prefix workdir bindir
   PAIR_PRI=${1}pri PAIR_BAK=${1}bak PAIR_CLI=${1}cli
   PAIR_PIDS=()
   mkdir -p "$PAIR_WORK"
-  [ -f "$PAIR_WORK/pair.key" ] || openssl rand -hex 32 >"$PAIR_WORK/pair.key"
+  [ -f "$PAIR_WORK/pair.key" ] || (umask 077; openssl rand -hex 32 >"$PAIR_WORK/pair.key")
   pair_config primary backup "10.98.0.2, 10.99.0.12" yes 10.98.0.2
   pair_config backup primary "10.98.0.1, 10.99.0.11" no 10.98.0.1
 }

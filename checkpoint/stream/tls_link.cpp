@@ -3,10 +3,13 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <fstream>
@@ -93,8 +96,23 @@ int hex_digit(char c)
 
 } // namespace
 
+void check_secret_file_mode(const std::filesystem::path &path, const std::string &what)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw std::runtime_error(what + " " + path.string() + ": cannot open: " + std::strerror(errno));
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw std::runtime_error(what + " " + path.string() + ": mode " + mode +
+                                 " lets group or others read it; a key must be readable by its owner only "
+                                 "(chmod 600 " + path.string() + ")");
+    }
+}
+
 std::vector<std::uint8_t> read_psk_file(const std::filesystem::path &path)
 {
+    check_secret_file_mode(path, "key file");
     std::ifstream in(path);
     if (!in)
         throw std::runtime_error("key file " + path.string() + ": cannot open: " + std::strerror(errno));
@@ -169,6 +187,18 @@ TlsContext::TlsContext(const TlsSettings &settings, Role role) : role_(role)
     if (SSL_CTX_load_verify_locations(ctx_, settings.ca.c_str(), nullptr) != 1)
         fail("load CA " + settings.ca.string());
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    if (settings.peer_name.empty()) {
+        SSL_CTX_free(ctx_);
+        throw LinkError("certificate mode needs the peer's certificate name (peer_name): any certificate the CA "
+                        "signed would be accepted otherwise");
+    }
+    // Checked in the chain's verification, on both ends: the peer's
+    // certificate must be for this name, not only signed by the CA.
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx_);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_host(param, settings.peer_name.c_str(), settings.peer_name.size()) != 1)
+        fail("peer name '" + settings.peer_name + "'");
+    peer_name_ = settings.peer_name;
 }
 
 TlsContext::~TlsContext()
@@ -200,6 +230,9 @@ std::unique_ptr<TlsLink> TlsContext::handshake(UniqueFd fd, std::string peer, st
         std::string why = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN
                               ? "peer closed the connection (it does not hold our key or certificate?)"
                               : openssl_errors();
+        if (const long v = SSL_get_verify_result(ssl); v != X509_V_OK)
+            why += " (" + std::string(X509_verify_cert_error_string(v)) +
+                   (v == X509_V_ERR_HOSTNAME_MISMATCH ? ": its certificate is not for " + peer_name_ : "") + ")";
         throw LinkError("TLS handshake with " + peer + " failed: " + why);
     }
 }

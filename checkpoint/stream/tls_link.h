@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "checkpoint/stream/link.h"
@@ -18,14 +19,22 @@ namespace understudy {
 struct TlsSettings {
     // Pre-shared key mode: the key's bytes (at least 32).
     std::vector<std::uint8_t> psk;
-    // Certificate mode (used when psk is empty): our certificate and key, and
-    // the CA that must have signed the peer's certificate.
+    // Certificate mode (used when psk is empty): our certificate and key, the
+    // CA that must have signed the peer's certificate, and the name the
+    // peer's certificate must carry (a DNS subjectAltName or, without any,
+    // its common name): a certificate from the same CA for another host is
+    // refused.
     std::filesystem::path certificate, private_key, ca;
+    std::string peer_name;
 };
 
 // Reads a key file holding at least 32 bytes as hex (e.g. `openssl rand -hex
-// 32`); throws std::runtime_error naming the file and what is wrong.
+// 32`); throws std::runtime_error naming the file and what is wrong, also
+// when group or others may read it.
 [[nodiscard]] std::vector<std::uint8_t> read_psk_file(const std::filesystem::path &path);
+// Throws std::runtime_error if group or others may read or write the
+// secret file at `path` (a key must be 0600 or 0400), or it cannot be read.
+void check_secret_file_mode(const std::filesystem::path &path, const std::string &what);
 
 class TlsLink;
 
@@ -47,6 +56,7 @@ class TlsContext {
     SSL_CTX *ctx_ = nullptr;
     Role role_;
     std::vector<std::uint8_t> psk_;
+    std::string peer_name_; // certificate mode
 };
 
 class TlsLink final : public Link {

@@ -147,6 +147,17 @@ void Daemon::stop()
     server_.reset();
 }
 
+std::vector<std::string> Daemon::stalled_loops(double limit_s) const
+{
+    std::vector<std::string> out;
+    if (failover_)
+        out = failover_->stalled(limit_s);
+    if (server_)
+        if (const double age = server_->progress().age_s(); age > limit_s)
+            out.push_back("the stream listener (no round for " + std::to_string(static_cast<int>(age)) + " s)");
+    return out;
+}
+
 std::uint16_t Daemon::stream_port() const
 {
     return server_ ? server_->port() : 0;

@@ -38,6 +38,9 @@ class Daemon {
     [[nodiscard]] proto::StatusReply status(const std::string &guest = "") const;
     [[nodiscard]] const DaemonConfig &config() const noexcept { return config_; }
     [[nodiscard]] std::uint16_t stream_port() const;
+    // The daemon's own loops that stopped going round for longer than
+    // `limit_s` (systemd's watchdog is not fed while any has).
+    [[nodiscard]] std::vector<std::string> stalled_loops(double limit_s) const;
     // Tells the network that `guest` now runs here: gratuitous ARPs with its
     // MAC (kvm: through its NIC; xen: on each vif's bridge). The failover
     // controller calls it after a takeover.

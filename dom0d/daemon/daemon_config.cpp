@@ -200,12 +200,13 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
 
     Section d(section_of("daemon"), file + ": [daemon]",
               {"node", "control_socket", "state_dir", "metrics", "drbdsetup", "drbdadm", "netbuf_setup",
-               "xen_lib_dir", "xen_run_dir"});
+               "xen_lib_dir", "xen_run_dir", "lock_memory"});
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     c.node = d.text("node", host);
     c.control_socket = d.text("control_socket", c.control_socket.string());
     c.state_dir = d.text("state_dir", c.state_dir.string());
+    c.lock_memory = d.flag("lock_memory", true);
     c.metrics = d.endpoint("metrics", 9464);
     c.drbdsetup = d.text("drbdsetup", c.drbdsetup);
     c.drbdadm = d.text("drbdadm", c.drbdadm);
@@ -217,7 +218,8 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     }
 
     Section r(section_of("replication"), file + ": [replication]",
-              {"listen", "psk_file", "certificate", "private_key", "ca", "insecure", "interval_ms", "ack_timeout_ms",
+              {"listen", "psk_file", "certificate", "private_key", "ca", "peer_name", "insecure", "interval_ms",
+               "ack_timeout_ms",
                "retry_ms", "compression", "output_buffer_mib", "output_buffer_policy"});
     c.listen = r.endpoint("listen", kDefaultStreamPort);
     c.insecure = r.flag("insecure", false);
@@ -227,15 +229,21 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
         throw ConfigError(file + ": [replication] has both psk_file and certificate; choose one");
     if (psk) {
         try {
-            c.tls = TlsSettings{read_psk_file(*psk), {}, {}, {}};
+            c.tls = TlsSettings{read_psk_file(*psk), {}, {}, {}, {}};
         } catch (const std::exception &e) {
             throw ConfigError(file + ": [replication].psk_file: " + e.what());
         }
     } else if (cert) {
-        auto key = r.text("private_key"), ca = r.text("ca");
-        if (!key || !ca)
-            throw ConfigError(file + ": [replication] certificate needs private_key and ca too");
-        c.tls = TlsSettings{{}, *cert, *key, *ca};
+        auto key = r.text("private_key"), ca = r.text("ca"), peer_name = r.text("peer_name");
+        if (!key || !ca || !peer_name)
+            throw ConfigError(file + ": [replication] certificate needs private_key, ca and peer_name (the name "
+                                     "the peer's certificate is for: any certificate the CA signed would do otherwise)");
+        try {
+            check_secret_file_mode(*key, "private key");
+        } catch (const std::exception &e) {
+            throw ConfigError(file + ": [replication].private_key: " + e.what());
+        }
+        c.tls = TlsSettings{{}, *cert, *key, *ca, *peer_name};
     }
     if (c.tls && c.insecure)
         throw ConfigError(file + ": [replication] insecure = yes together with a key or certificate");

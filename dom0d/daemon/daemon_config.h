@@ -76,6 +76,7 @@ struct DaemonConfig {
     std::string node;
     std::filesystem::path control_socket = "/run/understudy/understudyd.sock";
     std::filesystem::path state_dir = "/var/lib/understudy";
+    bool lock_memory = true;           // mlockall at start (lock_memory = no: not)
     std::optional<Endpoint> metrics;   // Prometheus endpoint, none: off
     std::optional<Endpoint> listen;    // accept streams (backup role), none: off
     std::optional<TlsSettings> tls;    // none only with insecure

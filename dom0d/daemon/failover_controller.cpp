@@ -159,6 +159,7 @@ void FailoverController::run()
             if (stopping_)
                 return;
         }
+        progress_.mark();
         try {
             tick();
         } catch (const std::exception &e) {
@@ -585,6 +586,19 @@ std::optional<proto::HeartbeatGuest> FailoverController::wait_peer_activated(con
             return untimed;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+}
+
+std::vector<std::string> FailoverController::stalled(double limit_s) const
+{
+    std::vector<std::string> out;
+    auto check = [&](const ProgressMark &mark, const char *what) {
+        if (const double age = mark.age_s(); age > limit_s)
+            out.push_back(std::string(what) + " (no round for " + std::to_string(static_cast<int>(age)) + " s)");
+    };
+    check(progress_, "the failover controller");
+    check(heartbeat_->sender_progress(), "the heartbeat sender");
+    check(heartbeat_->receiver_progress(), "the heartbeat receiver");
+    return out;
 }
 
 proto::PairStatus FailoverController::status() const

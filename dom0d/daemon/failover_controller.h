@@ -72,6 +72,9 @@ class FailoverController {
     void start();
     void stop();
     [[nodiscard]] proto::PairStatus status() const;
+    // Loops that stopped going round for longer than `limit_s` (the
+    // decisions, the heartbeat sender and receiver), each with how long.
+    [[nodiscard]] std::vector<std::string> stalled(double limit_s) const;
     // A planned switch (`understudy failover GUEST` on the primary): hands
     // the guest over if the backup is alive; throws saying why not.
     void planned_switch(const std::string &guest);
@@ -121,6 +124,7 @@ class FailoverController {
     mutable std::mutex report_mutex_; // never held across a call to the daemon
     proto::HeartbeatPacket report_;   // this host's guests, as last described
     std::atomic<bool> witness_ok_{false};
+    ProgressMark progress_; // run() goes round every interval
     mutable std::mutex split_mutex_;
     std::map<std::string, std::string> split_brain_; // guest -> what both hosts run
     std::mutex mutex_;  // serialises decisions (tick, planned_switch)

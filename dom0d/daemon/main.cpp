@@ -2,10 +2,12 @@
 // host is primary for and replicates them, holds standby copies for its
 // peers, answers the control socket and serves Prometheus metrics.
 #include <signal.h>
+#include <sys/mman.h>
 #include <systemd/sd-daemon.h>
 
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <mutex>
@@ -78,15 +80,29 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // Signals are taken by the main loop (sigtimedwait), never by their
+    // default action: a stray SIGHUP or SIGUSR1 must not kill the daemon and
+    // with it every kvm guest. Blocked before any thread starts, so no
+    // thread gets them either. A closed socket is an error, not SIGPIPE.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2})
+        sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     const std::string node = config.node;
     auto log = [node](const std::string &line) { log_line(node, line); };
+    if (config.lock_memory) {
+        // As Corosync does: no page of the daemon (its heartbeat threads,
+        // the guests it runs) waits on swap. ONFAULT: reserved but untouched
+        // memory is not forced in.
+        if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
+            log("memory locked (mlockall): nothing of understudyd is paged out");
+        else
+            log(std::string("WARNING: cannot lock memory (mlockall: ") + std::strerror(errno) +
+                "); under memory pressure heartbeats may be delayed by paging");
+    }
     Daemon daemon(config, log);
     std::unique_ptr<ControlServer> control;
     std::unique_ptr<MetricsServer> metrics;
@@ -110,15 +126,32 @@ int main(int argc, char **argv)
     sd_notify(0, "READY=1");
     std::uint64_t watchdog_usec = 0;
     const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    const double stall_limit_s = static_cast<double>(watchdog_usec) / 2e6;
+    std::string stalled_before;
     const timespec tick{0, 100'000'000};
     for (;;) {
-        int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+        int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
             log(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + ": shutting down");
             break;
         }
-        if (watchdog)
+        if (sig == SIGHUP)
+            log("SIGHUP: reloading the configuration is not supported yet; nothing changed (restart understudyd "
+                "to apply a new configuration)");
+        else if (sig == SIGUSR1 || sig == SIGUSR2)
+            log(std::string(sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2") + ": ignored");
+        if (!watchdog)
+            continue;
+        // Fed only while the daemon's own loops keep going round: a daemon
+        // whose heartbeat or decision thread hangs is restarted by systemd.
+        std::string stalled;
+        for (const auto &s : daemon.stalled_loops(stall_limit_s))
+            stalled += (stalled.empty() ? "" : ", ") + s;
+        if (stalled.empty())
             sd_notify(0, "WATCHDOG=1");
+        if (stalled != stalled_before && !stalled.empty())
+            log("WARNING: not feeding systemd's watchdog: " + stalled);
+        stalled_before = stalled;
     }
     sd_notify(0, "STOPPING=1");
     control->stop();

@@ -59,13 +59,26 @@ class Session : public std::enable_shared_from_this<Session> {
 struct MetricsServer::Impl {
     asio::io_context io;
     tcp::acceptor acceptor{io};
+    asio::steady_timer retry{io};
     Render render;
+    std::uint64_t accept_errors = 0;
 
     void accept()
     {
         acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
-            if (ec)
+            if (ec == asio::error::operation_aborted)
+                return; // stopping
+            if (ec) {
+                // Out of descriptors or memory: the connection waits in the
+                // kernel's queue; try again shortly, never give up.
+                ++accept_errors;
+                retry.expires_after(std::chrono::milliseconds(100));
+                retry.async_wait([this](beast::error_code e) {
+                    if (!e)
+                        accept();
+                });
                 return;
+            }
             std::make_shared<Session>(std::move(socket), render)->run();
             accept();
         });

@@ -52,7 +52,7 @@ for ns in "$pri" "$bak"; do
   ip netns exec "$ns" ip link set us-tap0 up
 done
 
-openssl rand -hex 32 >"$work/pair.key"
+(umask 077; openssl rand -hex 32 >"$work/pair.key")
 # Under full emulation (scripts/kvm-in-qemu), ASan builds take seconds for
 # what takes milliseconds on a KVM host: a longer ack timeout keeps a stopped
 # backup from being declared lost while the test is still looking.

@@ -17,6 +17,7 @@ std::filesystem::path key_file()
 {
     auto path = std::filesystem::temp_directory_path() / ("understudy-key-" + std::to_string(getpid()));
     std::ofstream(path) << std::string(64, 'a') << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     return path;
 }
 
@@ -222,4 +223,17 @@ TEST_CASE("protecting an xl domain where there is no Xen says so", "[xen]")
     CHECK_THAT(reply.error(), Catch::Contains("guest web01 is not one of a's kvm guests, and no Xen domain can be "
                                               "looked up here: cannot open libxenctrl") &&
                                   Catch::Contains("Dom0"));
+}
+
+TEST_CASE("a key file that group or others may read is refused, saying how to fix it", "[config]")
+{
+    const auto path = std::filesystem::temp_directory_path() / ("understudy-open-key-" + std::to_string(getpid()));
+    std::ofstream(path) << std::string(64, 'a') << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                           std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+    CHECK_THROWS_WITH(parse_daemon_config("[replication]\npsk_file = " + path.string() + "\n", "x.conf"),
+                      Catch::Contains("mode 0644") && Catch::Contains("chmod 600"));
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read);
+    CHECK_NOTHROW(parse_daemon_config("[daemon]\nnode = a\n[replication]\npsk_file = " + path.string() + "\n", "x.conf"));
+    std::filesystem::remove(path);
 }

@@ -381,3 +381,20 @@ TEST_CASE("a partition with fencing: the backup takes over only once the fence c
     CHECK_FALSE(pair.a.daemon.runs("web"));
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a decision loop that stops going round is reported stalled (systemd's watchdog is then not fed)",
+          "[failover][watchdog]")
+{
+    // The backup's fence command takes 2 s: its decision loop is stuck that
+    // long, while its heartbeat threads go on.
+    Pair pair([](FailoverConfig &) {}, [](FailoverConfig &c) { c.fence_command = "sleep 2"; });
+    REQUIRE(wait_until([&] { return pair.both_alive(); }, 5s));
+    CHECK(pair.b.controller->stalled(0.5).empty());
+    pair.a.controller.reset(); // the primary dies: the backup fences
+    REQUIRE(wait_until([&] { return !pair.b.controller->stalled(0.5).empty(); }, 5s));
+    const auto stalled = pair.b.controller->stalled(0.5);
+    REQUIRE(stalled.size() == 1);
+    CHECK(stalled[0].find("the failover controller") != std::string::npos);
+    REQUIRE(wait_until([&] { return pair.b.daemon.runs("web"); }, 10s));
+    CHECK(wait_until([&] { return pair.b.controller->stalled(0.5).empty(); }, 2s));
+}

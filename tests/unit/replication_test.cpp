@@ -21,6 +21,7 @@
 #include "tests/support/bit_flip_proxy.h"
 #include "tests/support/log_lines.h"
 #include "tests/support/memory_guest.h"
+#include "tests/unit/replication_fixture.h"
 
 using namespace understudy;
 using namespace std::chrono_literals;
@@ -28,37 +29,15 @@ using namespace std::chrono_literals;
 namespace {
 
 using testing::LogLines;
-
-std::filesystem::path replica_dir()
-{
-    auto dir = std::filesystem::temp_directory_path() / ("understudy-unit-" + std::to_string(getpid()));
-    std::filesystem::create_directories(dir);
-    return dir;
-}
+using testing::connect_to;
+using testing::replica_dir;
+using testing::test_psk;
 
 StandbyFactory image_factory()
 {
     return [](const proto::Hello &hello, std::string *) -> std::unique_ptr<StandbyGuest> {
         return std::make_unique<StandbyImage>(hello.guest_id(), hello.memory_size(), hello.disk_bytes(),
                                               replica_dir() / (hello.guest_id() + ".disk"));
-    };
-}
-
-std::vector<std::uint8_t> test_psk(std::uint8_t fill)
-{
-    return std::vector<std::uint8_t>(32, fill);
-}
-
-Replicator::Connect connect_to(std::uint16_t port, std::optional<TlsSettings> tls)
-{
-    auto context = tls ? std::make_shared<TlsContext>(*tls, TlsContext::Role::client) : nullptr;
-    return [port, context]() -> std::unique_ptr<Link> {
-        Endpoint to{"127.0.0.1", port};
-        auto fd = connect_tcp(to, 2s);
-        tune_stream_socket(fd.get(), 2s);
-        if (context)
-            return context->handshake(std::move(fd), to.to_string(), 2s);
-        return std::make_unique<SocketLink>(std::move(fd), to.to_string(), 2s);
     };
 }
 
@@ -131,7 +110,7 @@ TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot ch
     StandbyRegistry registry;
     BackupSettings backup;
     backup.listen = {"127.0.0.1", 0};
-    backup.tls = TlsSettings{test_psk(0x11), {}, {}, {}};
+    backup.tls = TlsSettings{test_psk(0x11), {}, {}, {}, {}};
     BackupServer server(backup, registry, image_factory(), std::ref(log));
     server.start();
 
@@ -141,7 +120,7 @@ TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot ch
     settings.interval = 10ms;
     std::vector<std::uint8_t> committed_memory;
     {
-        Replicator replicator(guest, connect_to(server.port(), TlsSettings{test_psk(0x11), {}, {}, {}}), settings,
+        Replicator replicator(guest, connect_to(server.port(), TlsSettings{test_psk(0x11), {}, {}, {}, {}}), settings,
                               std::ref(log));
         replicator.start();
         REQUIRE(replicator.wait_protected(20s));
@@ -155,7 +134,7 @@ TEST_CASE("TLS: the pair's key opens a stream; a peer with another key cannot ch
 
     testing::MemoryGuest intruder("db01", 4 << 20, 0);
     intruder.start_workload(8, 500us);
-    Replicator wrong(intruder, connect_to(server.port(), TlsSettings{test_psk(0x22), {}, {}, {}}), settings,
+    Replicator wrong(intruder, connect_to(server.port(), TlsSettings{test_psk(0x22), {}, {}, {}, {}}), settings,
                      std::ref(log));
     wrong.start();
     CHECK_FALSE(wrong.wait_protected(1500ms));
@@ -183,7 +162,7 @@ TEST_CASE("TLS: one bit flipped on the link ends the stream before anything of i
     StandbyRegistry registry;
     BackupSettings backup;
     backup.listen = {"127.0.0.1", 0};
-    backup.tls = TlsSettings{test_psk(0x33), {}, {}, {}};
+    backup.tls = TlsSettings{test_psk(0x33), {}, {}, {}, {}};
     BackupServer server(backup, registry, image_factory(), std::ref(log));
     server.start();
     testing::BitFlipProxy proxy(server.port());
@@ -193,7 +172,7 @@ TEST_CASE("TLS: one bit flipped on the link ends the stream before anything of i
     ReplicationSettings settings;
     settings.interval = 10ms;
     settings.retry_interval = 200ms;
-    Replicator replicator(guest, connect_to(proxy.port(), TlsSettings{test_psk(0x33), {}, {}, {}}), settings,
+    Replicator replicator(guest, connect_to(proxy.port(), TlsSettings{test_psk(0x33), {}, {}, {}, {}}), settings,
                           std::ref(log));
     replicator.start();
     REQUIRE(replicator.wait_protected(20s));
@@ -375,4 +354,91 @@ TEST_CASE("a primary killed at random points mid-stream leaves the standby at th
     }
     munmap(truth, sizeof(EpochTruth) * kTruthEpochs);
     CHECK(consistent_runs >= 6); // every odd run at least
+}
+
+namespace {
+
+// A CA and certificates for host-a, host-b and host-c, made with openssl(1)
+// in a scratch directory; empty if openssl cannot.
+std::filesystem::path make_certificates()
+{
+    const auto dir = replica_dir() / "certs";
+    std::filesystem::create_directories(dir);
+    const std::string d = dir.string();
+    std::string script = "cd " + d + " && umask 077 && "
+                         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+                         "-out ca.pem -subj /CN=pair-ca -days 2";
+    for (const char *h : {"host-a", "host-b", "host-c"})
+        script += std::string(" && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ") + h +
+                  ".key -out " + h + ".csr -subj /CN=" + h + " && printf 'subjectAltName=DNS:" + h + "\\n' > " + h +
+                  ".ext && openssl x509 -req -in " + h + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -out " + h +
+                  ".pem -days 2 -extfile " + h + ".ext";
+    if (std::system((script + " >/dev/null 2>&1").c_str()) != 0)
+        return {};
+    return dir;
+}
+
+TlsSettings certificate_of(const std::filesystem::path &dir, const std::string &host, const std::string &peer)
+{
+    return TlsSettings{{}, dir / (host + ".pem"), dir / (host + ".key"), dir / "ca.pem", peer};
+}
+
+} // namespace
+
+TEST_CASE("certificates: the peer's must be for the configured name, not only signed by the pair's CA",
+          "[replication][tls]")
+{
+    const auto certs = make_certificates();
+    if (certs.empty()) {
+        WARN("SKIPPED: openssl(1) could not make test certificates");
+        return;
+    }
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    backup.tls = certificate_of(certs, "host-b", "host-a");
+    BackupServer server(backup, registry, image_factory(), std::ref(log));
+    server.start();
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    settings.retry_interval = 200ms;
+
+    // The right primary, host-a, protects.
+    testing::MemoryGuest guest("certs01", 4 << 20, 0);
+    guest.start_workload(8, 500us);
+    {
+        Replicator replicator(guest, connect_to(server.port(), certificate_of(certs, "host-a", "host-b")), settings,
+                              std::ref(log));
+        replicator.start();
+        REQUIRE(replicator.wait_protected(20s));
+        replicator.stop("test: next");
+    }
+    const auto before = registry.status("certs01");
+    REQUIRE(before);
+
+    // host-c holds a certificate of the same CA: the backup refuses it.
+    testing::MemoryGuest intruder("certs01", 4 << 20, 0);
+    intruder.start_workload(8, 500us);
+    Replicator wrong(intruder, connect_to(server.port(), certificate_of(certs, "host-c", "host-b")), settings,
+                     std::ref(log));
+    wrong.start();
+    CHECK_FALSE(wrong.wait_protected(1500ms));
+    wrong.stop("test over");
+    INFO(log.all());
+    CHECK(log.contains("refused stream from 127.0.0.1"));
+    CHECK(registry.status("certs01")->checkpoints == before->checkpoints);
+
+    // A backup presenting host-c's certificate: the primary refuses it.
+    StandbyRegistry registry2;
+    backup.tls = certificate_of(certs, "host-c", "host-a");
+    BackupServer impostor(backup, registry2, image_factory(), std::ref(log));
+    impostor.start();
+    Replicator fooled(guest, connect_to(impostor.port(), certificate_of(certs, "host-a", "host-b")), settings,
+                      std::ref(log));
+    fooled.start();
+    CHECK_FALSE(fooled.wait_protected(1500ms));
+    CHECK(fooled.status().last_error.find("hostname mismatch") != std::string::npos);
+    fooled.stop("test over");
+    CHECK(registry2.status().empty());
 }

@@ -52,6 +52,7 @@ std::string config_text(const Scratch &s, const std::string &node, bool listen, 
                         const std::string &type = "hvm")
 {
     std::ofstream(s.dir / "key") << std::string(64, 'b') << "\n";
+    std::filesystem::permissions(s.dir / "key", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     std::ofstream(s.dir / "web01.cfg") << "name = \"web01\"\ntype = \"" << type << "\"\nmemory = 16\nvcpus = 1\n"
                                           "vif = [ 'mac=00:16:3e:00:00:01,bridge=br0,ip=10.77.0.5' ]\n"
                                           "disk = [ 'drbd:1-single-0,xvda,w' ]\n";
