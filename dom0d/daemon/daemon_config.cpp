@@ -1,6 +1,7 @@
 #include "dom0d/daemon/daemon_config.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
@@ -14,6 +15,7 @@
 #include "checkpoint/handshake.h"
 #include "checkpoint/page_codec.h"
 #include "dom0d/cli/net_args.h"
+#include "dom0d/daemon/config_text.h"
 
 namespace pt = boost::property_tree;
 
@@ -88,6 +90,38 @@ class Section {
     std::string where_;
     std::set<std::string> known_;
 };
+
+bool valid_node_name(const std::string &name)
+{
+    if (name.empty() || name.size() > 64)
+        return false;
+    for (unsigned char ch : name)
+        if (!std::isalnum(ch) && ch != '.' && ch != '_' && ch != '-')
+            return false;
+    return true;
+}
+
+// Why `command` (run with sh -c) cannot run: its first word must be a
+// program, by absolute path or on PATH. "" if it can.
+std::string command_problem(const std::string &command)
+{
+    const auto start = command.find_first_not_of(" \t");
+    if (start == std::string::npos)
+        return "no program";
+    const std::string program = command.substr(start, command.find_first_of(" \t;&|<>()`$\n", start) - start);
+    auto executable = [](const std::filesystem::path &p) {
+        std::error_code ec;
+        return std::filesystem::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+    };
+    if (program.find('/') != std::string::npos)
+        return executable(program) ? "" : "'" + program + "' is not an executable file";
+    const char *path = std::getenv("PATH");
+    std::istringstream dirs(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (std::string dir; std::getline(dirs, dir, ':');)
+        if (!dir.empty() && executable(std::filesystem::path(dir) / program))
+            return "";
+    return "'" + program + "' is not a program on PATH (" + std::string(path ? path : "") + ")";
+}
 
 GuestConfig parse_xen_guest(const std::string &name, const Section &s)
 {
@@ -177,7 +211,7 @@ const GuestConfig *DaemonConfig::guest(const std::string &name) const
 DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem::path &source)
 {
     pt::ptree tree;
-    std::istringstream in(text);
+    std::istringstream in(strip_inline_comments(text, source));
     try {
         pt::read_ini(in, tree);
     } catch (const pt::ini_parser_error &e) {
@@ -204,6 +238,8 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     c.node = d.text("node", host);
+    if (!valid_node_name(c.node))
+        throw ConfigError(d.where() + ".node: '" + c.node + "' is not a node name (1-64 of A-Z a-z 0-9 . _ -)");
     c.control_socket = d.text("control_socket", c.control_socket.string());
     c.state_dir = d.text("state_dir", c.state_dir.string());
     c.lock_memory = d.flag("lock_memory", true);
@@ -228,6 +264,7 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
     if (psk && cert)
         throw ConfigError(file + ": [replication] has both psk_file and certificate; choose one");
     if (psk) {
+        c.psk_file = *psk;
         try {
             c.tls = TlsSettings{read_psk_file(*psk), {}, {}, {}, {}};
         } catch (const std::exception &e) {
@@ -276,6 +313,9 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
             throw ConfigError(file + ": [heartbeat].peer_node: missing (the other host's [daemon] node)");
         if (*peer == c.node)
             throw ConfigError(file + ": [heartbeat].peer_node: '" + *peer + "' is this host's own node name");
+        if (!valid_node_name(*peer))
+            throw ConfigError(file + ": [heartbeat].peer_node: '" + *peer +
+                              "' is not a node name (1-64 of A-Z a-z 0-9 . _ -)");
         if (!c.tls || c.tls->psk.empty())
             throw ConfigError(file + ": [heartbeat] needs the pair's key: set [replication] psk_file");
         f.heartbeat.node = c.node;
@@ -322,6 +362,10 @@ DaemonConfig parse_daemon_config(const std::string &text, const std::filesystem:
                                          "that the witness is lost)");
         }
         f.fence_command = h.text("fence_command");
+        if (f.fence_command)
+            if (auto problem = command_problem(*f.fence_command); !problem.empty())
+                throw ConfigError(file + ": [heartbeat].fence_command: " + problem +
+                                  " (every takeover would fail on it)");
         const auto mode = h.text("failover", "auto");
         if (mode != "auto" && mode != "manual")
             throw ConfigError(file + ": [heartbeat].failover: '" + mode + "' is not auto or manual");

@@ -80,6 +80,7 @@ struct DaemonConfig {
     std::optional<Endpoint> metrics;   // Prometheus endpoint, none: off
     std::optional<Endpoint> listen;    // accept streams (backup role), none: off
     std::optional<TlsSettings> tls;    // none only with insecure
+    std::filesystem::path psk_file;    // where tls->psk was read from (pre-shared key mode)
     bool insecure = false;
     ReplicationSettings replication;
     OutputBufferSettings output;       // output commit of protected guests

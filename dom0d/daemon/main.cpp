@@ -12,6 +12,7 @@
 #include <iostream>
 #include <mutex>
 
+#include "dom0d/daemon/config_dump.h"
 #include "dom0d/daemon/control_socket.h"
 #include "dom0d/daemon/daemon.h"
 #include "dom0d/daemon/metrics_server.h"
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
     options.add_options()
         ("help,h", "show this help and exit")
         ("config,c", po::value<std::string>()->default_value("/etc/understudy/understudyd.conf"), "configuration file")
-        ("check", "only check the configuration file, then exit");
+        ("check", "only check the configuration file, print what each setting means (defaults included), then exit");
     // clang-format on
     po::variables_map vm;
     try {
@@ -76,7 +77,8 @@ int main(int argc, char **argv)
     }
     if (vm.count("check")) {
         std::cout << "understudyd: " << config.source.string() << " is valid (" << config.guests.size()
-                  << " guests)\n";
+                  << " guests); it means:\n"
+                  << describe_config(config);
         return 0;
     }
 

@@ -237,3 +237,51 @@ TEST_CASE("a key file that group or others may read is refused, saying how to fi
     CHECK_NOTHROW(parse_daemon_config("[daemon]\nnode = a\n[replication]\npsk_file = " + path.string() + "\n", "x.conf"));
     std::filesystem::remove(path);
 }
+
+TEST_CASE("inline comments end a value; quotes keep ; and #", "[config]")
+{
+    auto c = parse_daemon_config("[daemon]\nnode = xen-a # xen-b on the other host\nmetrics = 127.0.0.1:9464 ; off if omitted\n"
+                                 "[replication] ; the stream\npsk_file = " + key_file().string() +
+                                     "\ninterval_ms = 40 # forty\n"
+                                     "[heartbeat]\npeer_node = xen-b\npaths = 10.0.0.2\nwitness = 10.0.0.1\n"
+                                     "fence_command = \"/bin/true ; logger fenced # really\" ; the comment\n",
+                                 "x.conf");
+    CHECK(c.node == "xen-a");
+    CHECK(c.replication.interval == std::chrono::milliseconds(40));
+    REQUIRE(c.metrics);
+    CHECK(c.metrics->to_string() == "127.0.0.1:9464");
+    REQUIRE(c.failover);
+    CHECK(*c.failover->fence_command == "/bin/true ; logger fenced # really");
+    // Without whitespace before it, ; is part of the value (a shell command's).
+    auto d = parse_daemon_config(base() + "[heartbeat]\npeer_node = b\npaths = 10.0.0.2\nwitness = 10.0.0.1\n"
+                                          "fence_command = /bin/true;/bin/true\n",
+                                 "x.conf");
+    CHECK(*d.failover->fence_command == "/bin/true;/bin/true");
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[heartbeat]\nfence_command = \"/bin/true\n", "x.conf"),
+                      Catch::Contains("x.conf:6: the value of 'fence_command' opens a quote it does not close"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[guest web]\nkernel = ; none yet\n", "x.conf"),
+                      Catch::Contains("[guest web].kernel: empty value"));
+}
+
+TEST_CASE("values that cannot be right are refused at start", "[config]")
+{
+    CHECK_THROWS_WITH(parse_daemon_config("[daemon]\nnode = xen a\n[replication]\npsk_file = " + key_file().string() +
+                                              "\n",
+                                          "x.conf"),
+                      Catch::Contains("[daemon].node: 'xen a' is not a node name"));
+    const std::string hb = "[heartbeat]\npeer_node = b\npaths = 10.0.0.2\nwitness = 10.0.0.1\n";
+    CHECK_THROWS_WITH(parse_daemon_config(base() + hb + "fence_command = /usr/local/sbin/no-such-fence --host b\n",
+                                          "x.conf"),
+                      Catch::Contains("[heartbeat].fence_command: '/usr/local/sbin/no-such-fence' is not an "
+                                      "executable file") &&
+                          Catch::Contains("every takeover would fail"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + hb + "fence_command = no-such-fence-program b\n", "x.conf"),
+                      Catch::Contains("'no-such-fence-program' is not a program on PATH"));
+    CHECK_NOTHROW(parse_daemon_config(base() + hb + "fence_command = true\n", "x.conf"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + "[heartbeat]\npeer_node = b c\npaths = 10.0.0.2\n", "x.conf"),
+                      Catch::Contains("peer_node: 'b c' is not a node name"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + hb + "after_split_brain = whatever\n", "x.conf"),
+                      Catch::Contains("after_split_brain: 'whatever' is neither disconnect"));
+    CHECK_THROWS_WITH(parse_daemon_config(base() + hb + "allow_unguarded_takeover = yes\n", "x.conf"),
+                      Catch::Contains("allow_unguarded_takeover: a witness or fence_command is configured"));
+}
