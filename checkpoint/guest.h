@@ -53,10 +53,20 @@ class Guest {
     // The guest's disk, replicated with its memory (ARCHITECTURE.md §7).
     // 0: the guest has no disk.
     [[nodiscard]] virtual std::uint64_t disk_bytes() const { return 0; }
-    // Records every disk write from now on, starting from an empty log.
+    // Tracks disk writes from now on (drbd/epoch_disk_log.h): first only the
+    // regions they touch, for the initial sync; after take_disk_regions(..,
+    // true) every write with its data, for the checkpoints.
     virtual void start_disk_log() {}
     virtual void stop_disk_log() {}
-    // Moves the writes recorded since the previous call into `into`.
+    // Moves the regions written since the previous call into `into`; with
+    // `then_log`, records every write with its data from this moment on.
+    virtual void take_disk_regions(DiskRegions &into, bool then_log)
+    {
+        (void)then_log;
+        into.clear();
+    }
+    // Moves the writes recorded since the previous call into `into`
+    // (`into.incomplete` if there were too many to hold).
     // Precondition: paused, for the writes to match the memory harvested.
     virtual void take_disk_writes(EpochDiskWrites &into) { into.clear(); }
     // Reads whole sectors of the disk as it is now (for the initial sync).

@@ -15,6 +15,14 @@ constexpr std::size_t kPauseSamples = 1024;
 constexpr std::size_t kEpochAckRecords = 8192;
 constexpr std::uint32_t kDiskChunkSectors = 2048; // 1 MiB per initial-sync write
 constexpr std::size_t kDiskChunksPerEpoch = 4;
+// The initial sync ships the disk's dirty regions again round after round
+// until a round has less than this to ship (or the rounds run out).
+constexpr std::uint64_t kDiskEnoughSectors = (4u << 20) / kSectorSize;
+constexpr unsigned kDiskPrecopyRounds = 8;
+// Attempts to switch the disk log to recording writes without it falling
+// back to regions while the last ones are shipped (a guest writing more
+// than the log holds, in that time, every time).
+constexpr unsigned kDiskSwitchAttempts = 8;
 
 using Clock = std::chrono::steady_clock;
 
@@ -237,22 +245,23 @@ void Replicator::precopy(std::uint64_t session)
     for (std::uint64_t i = 0; i < all.size(); ++i)
         all[i] = Pfn{i};
     send_pages(all);
-    // The disk image, in chunks; writes logged since start_disk_log() follow
-    // in later epochs, so they land on top of the chunks.
+    // The disk image, in chunks; then, round after round, the regions the
+    // guest wrote meanwhile (read from the disk again), while they shrink.
     const std::uint64_t sectors = guest_.disk_bytes() / kSectorSize;
-    for (std::uint64_t sector = 0; sector < sectors;) {
-        auto &buffer = acquire(session, false);
-        buffer.reset(next_epoch_, proto::EpochBegin::PRECOPY);
-        next_epoch_ = next_epoch_.next();
-        for (std::size_t c = 0; c < kDiskChunksPerEpoch && sector < sectors; ++c) {
-            const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(kDiskChunkSectors, sectors - sector));
-            const std::size_t offset = buffer.disk.data.size();
-            buffer.disk.data.resize(offset + std::size_t{count} * kSectorSize);
-            guest_.read_disk(sector, {buffer.disk.data.data() + offset, std::size_t{count} * kSectorSize});
-            buffer.disk.writes.push_back({sector, count});
+    if (sectors) {
+        DiskRegions regions; // all of it
+        for (std::uint64_t sector = 0; sector < sectors;) {
+            const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(1u << 30, sectors - sector));
+            regions.ranges.push_back({sector, count});
             sector += count;
         }
-        submit(buffer, session);
+        send_disk(session, regions);
+        for (unsigned round = 1; round <= kDiskPrecopyRounds; ++round) {
+            guest_.take_disk_regions(regions, false);
+            send_disk(session, regions);
+            if (regions.sectors() < kDiskEnoughSectors)
+                break;
+        }
     }
     for (unsigned round = 1; round <= settings_.precopy_rounds; ++round) {
         guest_.harvest_dirty(dirty_);
@@ -262,6 +271,62 @@ void Replicator::precopy(std::uint64_t session)
         dirty_.clear();
         send_pages(pfns);
     }
+    if (!sectors)
+        return;
+    // From here every disk write is logged with its data, for the first
+    // checkpoint; what was written before goes now as regions. If the log
+    // overflowed while they went (it fell back to regions), again.
+    DiskRegions regions;
+    for (unsigned attempt = 1;; ++attempt) {
+        guest_.take_disk_regions(regions, true);
+        if (regions.empty())
+            return;
+        if (attempt > kDiskSwitchAttempts)
+            fail_session("initial sync of guest " + guest_.name() + "'s disk: it writes more than " +
+                         std::to_string(kDiskLogLimitBytes >> 20) + " MiB while " +
+                         std::to_string(regions.sectors() * kSectorSize >> 20) +
+                         " MiB of dirty regions are copied, every time (" + std::to_string(kDiskSwitchAttempts) +
+                         " attempts); the link to the backup is too slow for its write rate");
+        send_disk(session, regions);
+    }
+}
+
+void Replicator::send_disk(std::uint64_t session, const DiskRegions &regions)
+{
+    auto range = regions.ranges.begin();
+    std::uint64_t done = 0; // sectors of *range already sent
+    while (range != regions.ranges.end()) {
+        auto &buffer = acquire(session, false);
+        buffer.reset(next_epoch_, proto::EpochBegin::PRECOPY);
+        next_epoch_ = next_epoch_.next();
+        for (std::size_t c = 0; c < kDiskChunksPerEpoch && range != regions.ranges.end(); ++c) {
+            const std::uint64_t sector = range->sector + done;
+            const auto count =
+                static_cast<std::uint32_t>(std::min<std::uint64_t>(kDiskChunkSectors, range->sectors - done));
+            const std::size_t offset = buffer.disk.data.size();
+            buffer.disk.data.resize(offset + std::size_t{count} * kSectorSize);
+            guest_.read_disk(sector, {buffer.disk.data.data() + offset, std::size_t{count} * kSectorSize});
+            buffer.disk.writes.push_back({sector, count});
+            done += count;
+            if (done == range->sectors) {
+                ++range;
+                done = 0;
+            }
+        }
+        submit(buffer, session);
+    }
+}
+
+void Replicator::fail_session(const std::string &why)
+{
+    {
+        std::lock_guard lock(mutex_);
+        drop_reason_ = why;
+        if (link_)
+            link_->shutdown();
+    }
+    log("guest " + guest_.name() + ": " + why);
+    throw SessionLost{};
 }
 
 void Replicator::stage_pages(StagingBuffer &buffer, std::span<const Pfn> pfns)
@@ -305,10 +370,20 @@ void Replicator::checkpoint(std::uint64_t session, bool freeze)
         }
         throw;
     }
-    if (!freeze) {
+    if (!freeze || buffer.disk.incomplete) {
         guest_.resume();
         for (auto *p : participants_)
             p->on_resume(epoch);
+    }
+    if (buffer.disk.incomplete) {
+        {
+            std::lock_guard lock(mutex_);
+            free_.push_back(&buffer);
+        }
+        changed_.notify_all();
+        fail_session("guest " + guest_.name() + " wrote more than " + std::to_string(kDiskLogLimitBytes >> 20) +
+                     " MiB to its disk in one epoch, more than is held for one: epoch " +
+                     std::to_string(epoch.value) + " cannot be replicated whole; a resync copies the disk again");
     }
     buffer.pause_time = Clock::now() - paused_at;
     {

@@ -106,6 +106,10 @@ class Replicator {
     StagingBuffer &acquire(std::uint64_t session, bool count_wait);
     void submit(StagingBuffer &buffer, std::uint64_t session);
     void stage_pages(StagingBuffer &buffer, std::span<const Pfn> pfns);
+    // Ships `regions` of the disk, read as they are now, in pre-copy epochs.
+    void send_disk(std::uint64_t session, const DiskRegions &regions);
+    // Ends the stream with `why` (a resync follows); throws SessionLost.
+    [[noreturn]] void fail_session(const std::string &why);
 
     void sender_thread();
     void serve_session(Link &link, RecordWriter &writer, RecordReader &reader,

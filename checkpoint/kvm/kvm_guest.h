@@ -55,8 +55,9 @@ class KvmGuest final : public Guest {
     proto::CpuState save_cpu() const override;
     proto::DeviceState save_devices() const override;
     std::uint64_t disk_bytes() const override { return block_.sectors() * US_SECTOR_SIZE; }
-    void start_disk_log() override { block_.write_log().start(); }
+    void start_disk_log() override { block_.write_log().start(disk_bytes()); }
     void stop_disk_log() override { block_.write_log().stop(); }
+    void take_disk_regions(DiskRegions &into, bool then_log) override { block_.write_log().take_regions(into, then_log); }
     void take_disk_writes(EpochDiskWrites &into) override;
     void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const override { block_.read(sector, into); }
 

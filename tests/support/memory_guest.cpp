@@ -1,5 +1,6 @@
 #include "tests/support/memory_guest.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -64,6 +65,21 @@ void MemoryGuest::step(std::mt19937_64 &rng, std::uint32_t pages)
         std::memcpy(disk_.data(), sector, sizeof sector);
         log_.record(0, sector);
     }
+    constexpr std::uint64_t kPiece = 64 << 10;
+    const std::uint64_t pieces = disk_hot_bytes_ / kPiece;
+    for (std::uint64_t done = 0; pieces > 1 && done < disk_bytes_per_step_; done += kPiece) {
+        const std::uint64_t at = (1 + rng() % (pieces - 1)) * kPiece;
+        std::uint8_t *p = disk_.data() + at;
+        std::memset(p, static_cast<int>(value & 0xff), kPiece);
+        std::memcpy(p, &value, sizeof value);
+        log_.record(at / 512, {p, kPiece});
+    }
+}
+
+void MemoryGuest::set_disk_workload(std::uint64_t bytes_per_step, std::uint64_t hot_bytes)
+{
+    disk_bytes_per_step_ = bytes_per_step;
+    disk_hot_bytes_ = std::min<std::uint64_t>(hot_bytes, disk_.size());
 }
 
 void MemoryGuest::write(std::uint64_t gpa, std::span<const std::uint8_t> bytes)

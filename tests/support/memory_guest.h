@@ -23,6 +23,12 @@ class MemoryGuest final : public Guest {
 
     // Starts writing `pages_per_step` random pages every `period`.
     void start_workload(std::uint32_t pages_per_step, std::chrono::microseconds period);
+    // Before start_workload(): each step also writes `bytes_per_step` of the
+    // disk, in 64 KiB writes at random places in its first `hot_bytes` (a
+    // busy database's hot set), after sector 0.
+    void set_disk_workload(std::uint64_t bytes_per_step, std::uint64_t hot_bytes);
+    // The most disk write data its log held at once since it started.
+    [[nodiscard]] std::uint64_t disk_log_high_water() const { return log_.held_bytes_high_water(); }
     void stop_workload();
     void stop_for_good() override { stop_workload(); }
     [[nodiscard]] std::uint64_t counter() const { return counter_.load(); }
@@ -41,8 +47,9 @@ class MemoryGuest final : public Guest {
     proto::CpuState save_cpu() const override;
     proto::DeviceState save_devices() const override;
     std::uint64_t disk_bytes() const override { return disk_.size(); }
-    void start_disk_log() override { log_.start(); }
+    void start_disk_log() override { log_.start(disk_.size()); }
     void stop_disk_log() override { log_.stop(); }
+    void take_disk_regions(DiskRegions &into, bool then_log) override { log_.take_regions(into, then_log); }
     void take_disk_writes(EpochDiskWrites &into) override { log_.take(into); }
     void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const override;
 
@@ -55,6 +62,7 @@ class MemoryGuest final : public Guest {
     DirtyBitmap dirty_;
     DiskWriteLog log_;
     std::atomic<std::uint64_t> counter_{0};
+    std::uint64_t disk_bytes_per_step_ = 0, disk_hot_bytes_ = 0;
     mutable std::mutex run_mutex_; // held by the workload for each step
     std::condition_variable run_cv_;
     bool paused_ = false, stopping_ = false;

@@ -442,3 +442,85 @@ TEST_CASE("certificates: the peer's must be for the configured name, not only si
     fooled.stop("test over");
     CHECK(registry2.status().empty());
 }
+
+TEST_CASE("an initial sync converges on a busy disk, holding bounded memory for the guest's writes",
+          "[replication][disk]")
+{
+    LogLines log;
+    StandbyRegistry registry;
+    BackupSettings backup;
+    backup.listen = {"127.0.0.1", 0};
+    BackupServer server(backup, registry, image_factory(), std::ref(log));
+    server.start();
+
+    // 256 KiB of disk writes every 500 us (up to 500 MB/s) into a 16 MiB
+    // hot set of a 160 MiB disk, all through the initial sync: more than the
+    // backup takes in one epoch (256 MiB) is written before it ends.
+    testing::MemoryGuest guest("busydisk", 8 << 20, 160 << 20);
+    guest.set_disk_workload(256 << 10, 16 << 20);
+    guest.start_workload(8, 500us);
+    ReplicationSettings settings;
+    settings.interval = 10ms;
+    Replicator replicator(guest, connect_to(server.port(), std::nullopt), settings, std::ref(log));
+    replicator.start();
+    INFO(log.all());
+    REQUIRE(replicator.wait_protected(60s));
+    // The log of writes with their data never held more than its limit:
+    // the sync marked regions instead (the old log held every write made
+    // during the whole sync, and the backup refused the first checkpoint
+    // once that passed 256 MiB, forever).
+    INFO("written during the sync: about " << (guest.counter() * (256 << 10) >> 20) << " MiB; most held at once: "
+                                            << (guest.disk_log_high_water() >> 10) << " KiB");
+    CHECK(guest.disk_log_high_water() <= kDiskLogLimitBytes);
+    replicator.freeze(10s);
+    require_identical(guest, registry);
+    replicator.thaw();
+    CHECK(replicator.status().resyncs == 0);
+    replicator.stop("test over");
+}
+
+TEST_CASE("the disk write log marks regions while syncing, then records writes, and falls back when too much is held",
+          "[disk]")
+{
+    DiskWriteLog log;
+    log.start(1 << 20); // 2048 sectors: 16 regions of 128
+    std::vector<std::uint8_t> sector(512, 7);
+    log.record(0, sector);
+    log.record(130, sector);
+    log.record(131, sector);
+    log.record(2047, sector);
+    DiskRegions regions;
+    log.take_regions(regions, false);
+    REQUIRE(regions.ranges.size() == 2);
+    CHECK(regions.ranges[0].sector == 0);
+    CHECK(regions.ranges[0].sectors == 256); // regions 0 and 1 merged
+    CHECK(regions.ranges[1].sector == 1920);
+    CHECK(regions.ranges[1].sectors == 128);
+    log.take_regions(regions, false);
+    CHECK(regions.empty()); // taken: marked again only by new writes
+
+    log.record(5, sector);
+    log.take_regions(regions, true); // from now on with data
+    CHECK(regions.ranges.size() == 1);
+    log.record(9, sector);
+    EpochDiskWrites writes;
+    log.take(writes);
+    REQUIRE(writes.writes.size() == 1);
+    CHECK(writes.writes[0].sector == 9);
+    CHECK_FALSE(writes.incomplete);
+
+    // More than the log holds: it falls back to regions, says the epoch is
+    // incomplete, and the regions cover every write it dropped.
+    std::vector<std::uint8_t> big(1 << 20, 1);
+    for (std::uint64_t i = 0; i <= kDiskLogLimitBytes >> 20; ++i)
+        log.record(0, big);
+    log.take(writes);
+    CHECK(writes.incomplete);
+    CHECK(writes.empty());
+    log.take_regions(regions, true);
+    REQUIRE(regions.ranges.size() == 1);
+    CHECK(regions.ranges[0].sectors >= 2048);
+    log.take(writes);
+    CHECK_FALSE(writes.incomplete);
+    CHECK(log.held_bytes_high_water() <= kDiskLogLimitBytes);
+}
