@@ -81,6 +81,9 @@ class HeartbeatService {
     void set_muted(bool muted) noexcept { muted_ = muted; }
 
     [[nodiscard]] PeerView peer() const;
+    // Takes one packet as if it had arrived from `from_ip` (IPv4, network
+    // order): the receive thread's path, for tests and the fuzz target.
+    void receive(std::span<const std::uint8_t> bytes, std::uint32_t from_ip) { handle(bytes, from_ip); }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     // This run's id and the sequence number of its last packet.
     [[nodiscard]] std::uint64_t boot_id() const noexcept { return boot_id_; }

@@ -51,6 +51,19 @@ bool send_message(int fd, const google::protobuf::MessageLite &m, std::chrono::m
     return io_all(fd, prefix, 4, true, timeout) && io_all(fd, bytes.data(), bytes.size(), true, timeout);
 }
 
+std::uint32_t length_of(const std::uint8_t *prefix)
+{
+    return prefix[0] | (prefix[1] << 8) | (prefix[2] << 16) | (std::uint32_t{prefix[3]} << 24);
+}
+
+bool length_allowed(std::uint32_t len, std::string *why)
+{
+    if (len <= kMaxControlMessage)
+        return true;
+    *why = "message of " + std::to_string(len) + " bytes is over the limit";
+    return false;
+}
+
 bool receive_message(int fd, google::protobuf::MessageLite &m, std::chrono::milliseconds timeout, std::string *why)
 {
     std::uint8_t prefix[4];
@@ -58,11 +71,9 @@ bool receive_message(int fd, google::protobuf::MessageLite &m, std::chrono::mill
         *why = "no answer";
         return false;
     }
-    std::uint32_t len = prefix[0] | (prefix[1] << 8) | (prefix[2] << 16) | (std::uint32_t{prefix[3]} << 24);
-    if (len > kMaxControlMessage) {
-        *why = "message of " + std::to_string(len) + " bytes is over the limit";
+    const std::uint32_t len = length_of(prefix);
+    if (!length_allowed(len, why))
         return false;
-    }
     std::string bytes(len, '\0');
     if (!io_all(fd, bytes.data(), len, false, timeout)) {
         *why = "message cut short";
@@ -76,6 +87,26 @@ bool receive_message(int fd, google::protobuf::MessageLite &m, std::chrono::mill
 }
 
 } // namespace
+
+bool parse_control_frame(std::span<const std::uint8_t> frame, google::protobuf::MessageLite &message, std::string *why)
+{
+    if (frame.size() < 4) {
+        *why = "message cut short";
+        return false;
+    }
+    const std::uint32_t len = length_of(frame.data());
+    if (!length_allowed(len, why))
+        return false;
+    if (frame.size() - 4 != len) {
+        *why = frame.size() - 4 < len ? "message cut short" : "bytes after the message";
+        return false;
+    }
+    if (!message.ParseFromArray(frame.data() + 4, static_cast<int>(len))) {
+        *why = "message does not parse";
+        return false;
+    }
+    return true;
+}
 
 ControlServer::ControlServer(std::filesystem::path path, Handler handler, Log log)
     : path_(std::move(path)), handler_(std::move(handler)), log_(std::move(log))

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <span>
 #include <thread>
 
 #include "checkpoint/unique_fd.h"
@@ -34,6 +35,12 @@ class ControlServer {
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };
+
+// One control message as it arrives (u32 length, little endian, then the
+// protobuf), whole: false with `why` if its length is wrong or over the
+// limit, or it does not parse. For the fuzz target; the socket reads the same.
+[[nodiscard]] bool parse_control_frame(std::span<const std::uint8_t> frame, google::protobuf::MessageLite &message,
+                                       std::string *why);
 
 // Client side: sends `request` to the daemon at `path`. Throws
 // std::runtime_error saying why the daemon could not be asked.

@@ -45,10 +45,10 @@ class FaultyStandby final : public StandbyImage {
     }
     void open()
     {
-        {
-            std::lock_guard lock(mutex_);
-            hold_ = false;
-        }
+        // Notified under the lock: the waiting commit may go on to destroy
+        // this copy as soon as it can run.
+        std::lock_guard lock(mutex_);
+        hold_ = false;
         gate_.notify_all();
     }
     [[nodiscard]] bool holding() const

@@ -116,6 +116,9 @@ void MemoryGuest::harvest_dirty(DirtyBitmap &into)
 
 void MemoryGuest::read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const
 {
+    // Never in the middle of a workload step: this RAM is plain C++ memory,
+    // where a read racing a write is undefined (ThreadSanitizer says so).
+    std::lock_guard lock(run_mutex_);
     for (std::size_t i = 0; i < pfns.size(); ++i) {
         if (pfns[i].value >= ram_.size() / kPageSize)
             throw std::out_of_range("memory guest: page past the end");
@@ -144,6 +147,7 @@ void MemoryGuest::read_disk(std::uint64_t sector, std::span<std::uint8_t> into) 
 {
     if (sector * 512 + into.size() > disk_.size())
         throw std::out_of_range("memory guest: disk read past the end");
+    std::lock_guard lock(run_mutex_); // as read_pages
     std::memcpy(into.data(), disk_.data() + sector * 512, into.size());
 }
 

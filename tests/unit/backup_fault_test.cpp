@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <mutex>
+#include <random>
 
 #include "checkpoint/backup_server.h"
 #include "checkpoint/replicator.h"
+#include "tests/support/backup_kill_trials.h"
 #include "tests/support/faulty_standby.h"
 #include "tests/support/log_lines.h"
 #include "tests/unit/replication_fixture.h"
@@ -247,4 +249,16 @@ TEST_CASE("a resync leaves the committed standby's memory and disk alone until i
     CHECK(disk == at->disk);
     backup.copy(1)->open();
     replicator.stop("test over");
+}
+
+TEST_CASE("the backup's process killed at random moments of its commits: after each restart and resync the standby "
+          "equals the frozen guest, memory and disk",
+          "[replication][fault][kill]")
+{
+    const auto dir = testing::replica_dir() / "killed-backup";
+    const auto r = testing::run_backup_kill_trials(UNDERSTUDY_TEST_BACKUP, dir, 5, std::random_device{}());
+    INFO(r.trials << " trials in " << r.seconds << " s: " << r.exact << " exact, " << r.mismatched << " mismatched, "
+                  << r.not_protected << " not protected; " << r.first_failure);
+    CHECK(r.exact == r.trials);
+    std::filesystem::remove_all(dir);
 }

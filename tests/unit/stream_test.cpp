@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "checkpoint/epoch_commit.h"
@@ -11,6 +12,7 @@
 #include "checkpoint/handshake.h"
 #include "checkpoint/standby_image.h"
 #include "checkpoint/stream/memory_link.h"
+#include "tests/fuzz/stream_fuzz_input.h"
 
 using namespace understudy;
 using namespace std::chrono_literals;
@@ -257,4 +259,36 @@ TEST_CASE("a Hello that does not describe a guest this backup can hold is refuse
     CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_memory_size(4097); }), Catch::Contains("whole pages"));
     CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_disk_bytes(1ull << 62); }), Catch::Contains("disk of"));
     CHECK_THROWS_WITH(hello_with([](proto::Hello &h) { h.set_disk_bytes(100); }), Catch::Contains("whole sectors"));
+}
+
+TEST_CASE("the stream fuzz target's seeds are real streams: every one commits all its epochs", "[stream][fuzz]")
+{
+    // So that the fuzzer starts from inputs that reach the commit, whatever
+    // the protocol became since the seeds were written (tests/fuzz/seed_writer.cpp).
+    const auto dir = std::filesystem::path(UNDERSTUDY_SOURCE_DIR) / "tests/fuzz/corpus/stream_reader";
+    unsigned seeds = 0;
+    for (const auto &file : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(file.path(), std::ios::binary);
+        std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        REQUIRE(!bytes.empty());
+        const auto input = fuzz::stream_input(bytes);
+        INFO(file.path().filename().string());
+        StandbyImage standby("fuzz", fuzz::kStandbyMemory, fuzz::kStandbyDisk, replica("seed"));
+        MemoryLink link(std::vector<std::uint8_t>(input.stream.begin(), input.stream.end()), input.authenticates);
+        RecordReader reader(link, 100ms);
+        EpochReceiver receiver(standby, input.codec);
+        EpochCommitter committer;
+        ReceivedEpoch epoch;
+        Epoch expected{1};
+        proto::Goodbye bye;
+        while (receiver.receive(reader, expected, epoch, &bye) == EpochReceiver::Outcome::epoch) {
+            committer.commit(epoch, standby, EpochCommitter::Undo::keep);
+            expected = expected.next();
+        }
+        CHECK(expected.value == 5); // four epochs, then the goodbye
+        CHECK(bye.guest_runs_on());
+        CHECK(standby.cpu());
+        ++seeds;
+    }
+    CHECK(seeds >= 10);
 }
