@@ -391,3 +391,66 @@ TEST_CASE("understudyd protects an xl domain by name and by domid, and its backu
     INFO(failure);
     CHECK(failure.empty());
 }
+
+TEST_CASE("heartbeats keep flowing while understudyd waits on a hung drbdsetup with its lock held; no takeover",
+          "[xen][daemon][heartbeat]")
+{
+    // Two understudyd on 127.0.0.1 and 127.0.0.2 with heartbeats only. The
+    // primary's `protect` waits 3 s on drbdsetup (probing the domain's DRBD
+    // disk) holding the daemon's lock: six heartbeat timeouts.
+    Scratch scratch;
+    const std::uint16_t port = static_cast<std::uint16_t>(20000 + getpid() % 20000);
+    auto heartbeat = [&](const std::string &peer, const std::string &me, const std::string &peer_ip) {
+        return "[heartbeat]\npeer_node = " + peer + "\nlisten = " + me + ":" + std::to_string(port) + "\npaths = " +
+               peer_ip + ":" + std::to_string(port) + "\ninterval_ms = 50\ntimeout_ms = 500\n"
+               "allow_unguarded_takeover = yes\n";
+    };
+    Daemon a(parse_daemon_config(config_text(scratch, "a", false) + heartbeat("b", "127.0.0.1", "127.0.0.2"), "a.conf"),
+             [](const std::string &) {});
+    Daemon b(parse_daemon_config(config_text(scratch, "b", true) + heartbeat("a", "127.0.0.2", "127.0.0.1"), "b.conf"),
+             [](const std::string &) {});
+    a.start();
+    b.start();
+    auto alive = [](Daemon &d) { return d.status().pair().peer_alive(); };
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!(alive(a) && alive(b)) && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(20ms);
+    REQUIRE((alive(a) && alive(b)));
+
+    xd::reset();
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.type = "hvm";
+    spec.pages = 1024;
+    spec.vif_macs = {"00:16:3e:00:00:01"};
+    spec.disk_targets = {"1-single-0"};
+    xd::create_domain(spec);
+    setenv("FAKE_DRBD_HANG", "3", 1);
+    setenv("FAKE_DRBD_FAIL", "TEST: a hung drbdsetup, then an error", 1);
+    proto::ControlResponse protected_;
+    std::thread protecting([&] { protected_ = protect(a, "web01", b.stream_port()); });
+    bool a_heard = true, b_heard = true;
+    const auto hang_ends = std::chrono::steady_clock::now() + 2800ms;
+    std::this_thread::sleep_for(200ms); // protect is in drbdsetup by now
+    while (std::chrono::steady_clock::now() < hang_ends) {
+        a_heard = a_heard && alive(a);
+        b_heard = b_heard && alive(b);
+        std::this_thread::sleep_for(20ms);
+    }
+    protecting.join();
+    unsetenv("FAKE_DRBD_HANG");
+    unsetenv("FAKE_DRBD_FAIL");
+    CHECK_FALSE(protected_.ok());
+    CHECK(b_heard); // the primary's heartbeats went on while its lock was held
+    CHECK(a_heard);
+    const auto events = b.handle([] {
+        proto::ControlRequest r;
+        r.mutable_events()->set_after(0);
+        return r;
+    }());
+    for (const auto &e : events.events().events())
+        CHECK(e.kind() != "peer_silent");
+    a.stop();
+    b.stop();
+    xd::reset();
+}
