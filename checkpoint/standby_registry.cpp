@@ -8,7 +8,7 @@ using Clock = std::chrono::steady_clock;
 
 struct StandbyRegistry::Slot {
     std::mutex commit_mutex; // held while `committed` changes; may wait on the disk
-    std::unique_ptr<StandbyGuest> committed;
+    std::shared_ptr<StandbyGuest> committed;
 
     mutable std::mutex state_mutex; // never held across I/O; taken after commit_mutex, never before
     StandbyStatus status;
@@ -95,13 +95,13 @@ void StandbyRegistry::received(const std::string &guest, std::uint64_t ticket, s
         slot->status.bytes_received += wire_bytes;
 }
 
-bool StandbyRegistry::install(const std::string &guest, std::uint64_t ticket, std::unique_ptr<StandbyGuest> standby,
+bool StandbyRegistry::install(const std::string &guest, std::uint64_t ticket, std::shared_ptr<StandbyGuest> standby,
                               Epoch epoch)
 {
     auto slot = find(guest);
     if (!slot)
         return false;
-    std::unique_ptr<StandbyGuest> replaced;
+    std::shared_ptr<StandbyGuest> replaced;
     std::lock_guard commit_lock(slot->commit_mutex);
     {
         std::lock_guard lock(slot->state_mutex);
@@ -238,7 +238,7 @@ bool StandbyRegistry::inspect(const std::string &guest, const std::function<void
     return true;
 }
 
-std::unique_ptr<StandbyGuest> StandbyRegistry::take(const std::string &guest)
+std::shared_ptr<StandbyGuest> StandbyRegistry::take(const std::string &guest)
 {
     auto slot = find(guest);
     if (!slot)
@@ -252,7 +252,7 @@ std::unique_ptr<StandbyGuest> StandbyRegistry::take(const std::string &guest)
         slot->link = nullptr;
         slot->ticket = 0; // the stream may not touch it any more
     }
-    std::unique_ptr<StandbyGuest> standby;
+    std::shared_ptr<StandbyGuest> standby;
     {
         std::lock_guard commit_lock(slot->commit_mutex); // a commit under way ends first
         standby = std::move(slot->committed);

@@ -72,7 +72,9 @@ class StandbyRegistry {
     // Installs `standby` (holding a committed checkpoint at `epoch`) as the
     // guest's copy, after its take_place(); what that throws goes to the
     // caller and the older copy stays. False if the session lost the slot.
-    bool install(const std::string &guest, std::uint64_t ticket, std::unique_ptr<StandbyGuest> standby, Epoch epoch);
+    // The session keeps its own reference: what it reads of the copy (XOR
+    // deltas) stays valid even after the copy was taken for a failover.
+    bool install(const std::string &guest, std::uint64_t ticket, std::shared_ptr<StandbyGuest> standby, Epoch epoch);
     // `closed_by_peer`: the peer's host closed the connection mid-stream.
     void end_stream(const std::string &guest, std::uint64_t ticket, const std::string &error,
                     bool closed_by_peer = false);
@@ -91,7 +93,7 @@ class StandbyRegistry {
     // Cuts the stream and hands out the committed copy (failover); null if
     // none is consistent (or it is damaged). The guest is no longer in the
     // registry afterwards.
-    [[nodiscard]] std::unique_ptr<StandbyGuest> take(const std::string &guest);
+    [[nodiscard]] std::shared_ptr<StandbyGuest> take(const std::string &guest);
     // Cuts every stream (daemon shutdown).
     void cut_all();
 

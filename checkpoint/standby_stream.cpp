@@ -7,7 +7,7 @@ namespace understudy {
 
 StandbyStream::StandbyStream(StandbyRegistry &registry, const proto::Hello &hello, std::unique_ptr<StandbyGuest> fresh,
                              Log log, StandbyEventSink events)
-    : registry_(registry), guest_(hello.guest_id()), stream_id_(hello.stream_id()), fresh_(std::move(fresh)),
+    : registry_(registry), guest_(hello.guest_id()), stream_id_(hello.stream_id()), copy_(std::move(fresh)),
       log_(std::move(log)), events_(std::move(events))
 {
     if (!log_)
@@ -52,20 +52,19 @@ bool StandbyStream::commit(ReceivedEpoch &epoch, std::uint64_t ticket)
     if (!installed_) {
         // The copy being built: nothing committed depends on it, so a failed
         // commit just ends the stream (and the copy).
-        committer_.commit(epoch, *fresh_, EpochCommitter::Undo::none);
+        committer_.commit(epoch, *copy_, EpochCommitter::Undo::none);
         if (!checkpoint) {
             registry_.received(guest_, ticket, epoch.wire_bytes);
             return true;
         }
-        StandbyGuest *copy = fresh_.get();
         try {
-            if (!registry_.install(guest_, ticket, std::move(fresh_), epoch.epoch))
+            if (!registry_.install(guest_, ticket, copy_, epoch.epoch))
                 return false;
         } catch (const std::exception &e) {
             throw CommitFailed("install the new copy at epoch " + std::to_string(epoch.epoch.value) + ": " + e.what() +
                                " (the older copy, if any, stays)");
         }
-        installed_ = copy;
+        installed_ = true;
         registry_.received(guest_, ticket, epoch.wire_bytes);
         log_("guest " + guest_ + ": standby consistent at epoch " + std::to_string(epoch.epoch.value));
         return true;
@@ -94,7 +93,7 @@ void StandbyStream::run(Link &link, RecordReader &reader, RecordWriter &writer, 
     try {
         log_("guest " + guest_ + ": receiving from " + link.peer() + " (compression " + compression_name(codec) + ")");
         reader.set_idle(idle);
-        EpochReceiver receiver(*fresh_, codec); // the same copy once installed
+        EpochReceiver receiver(*copy_, codec); // the same copy once installed
         ReceivedEpoch epoch;
         for (Epoch expected{1};; expected = expected.next()) {
             proto::Goodbye goodbye;

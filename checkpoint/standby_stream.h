@@ -47,8 +47,9 @@ class StandbyStream {
     StandbyRegistry &registry_;
     std::string guest_;
     std::uint64_t stream_id_;
-    std::unique_ptr<StandbyGuest> fresh_; // until installed
-    StandbyGuest *installed_ = nullptr;
+    // The copy this stream builds; the registry shares it once installed.
+    std::shared_ptr<StandbyGuest> copy_;
+    bool installed_ = false;
     Log log_;
     StandbyEventSink events_;
     EpochCommitter committer_;
