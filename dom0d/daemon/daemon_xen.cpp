@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "checkpoint/unique_fd.h"
+#include "checkpoint/xen/hypervisor_caps.h"
 #include "checkpoint/xen/xen_guest.h"
 #include "checkpoint/xen/xen_standby.h"
 #include "dom0d/daemon/daemon.h"
@@ -57,7 +58,8 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                                  "'s kvm guests, and no Xen domain can be looked up here: " + e.what());
     }
     const auto domid = xen::find_domain(*session, domain);
-    const std::string name = xen::describe_domain(*session, domid).name;
+    const auto facts = xen::describe_domain(*session, domid);
+    const std::string &name = facts.name;
     if (guests_.count(name))
         throw std::runtime_error("guest " + name + " is already protected (unprotect it first)");
     const GuestConfig *g = config_.guest(name);
@@ -66,6 +68,11 @@ std::string Daemon::protect_xen(const std::string &domain, const Endpoint &peer,
                                  "] section with backend = xen in " + config_.source.string() +
                                  "; add one naming its xl.cfg (xl_config = /etc/xen/" + name +
                                  ".cfg), on the backup too");
+    // Refused before anything changes when this hypervisor cannot track the
+    // domain's dirty pages (a PV domain on a Xen without shadow paging).
+    if (auto problem = xen::log_dirty_problem(xen::read_hypervisor_caps(*session), facts.type, name);
+        !problem.empty())
+        throw std::runtime_error(problem);
     auto guest = std::make_unique<xen::XenGuest>(session, domid, g->checkpoint_way);
     if (auto problem = xen::standby_config_problem(*g->xl); !problem.empty())
         throw std::runtime_error(problem);
@@ -161,6 +168,17 @@ std::unique_ptr<StandbyGuest> Daemon::make_xen_standby(const proto::Hello &hello
 {
     if (auto problem = xen::standby_config_problem(*g.xl); !problem.empty()) {
         *refusal = problem;
+        return nullptr;
+    }
+    try {
+        if (auto problem = xen::domain_type_problem(xen::read_hypervisor_caps(*xen_session()), g.xl->type, g.name);
+            !problem.empty()) {
+            *refusal = problem;
+            return nullptr;
+        }
+    } catch (const std::exception &e) {
+        *refusal = "Xen cannot be reached on " + config_.node + ", where the standby of " + g.name +
+                   " would have to run: " + e.what();
         return nullptr;
     }
     const std::uint64_t configured = (g.xl->maxmem_mib ? g.xl->maxmem_mib : g.xl->memory_mib) << 20;

@@ -17,10 +17,14 @@
 #include <unistd.h>
 
 #include <cstring>
+extern "C" {
+#include <xenctrl.h>
+}
 #include <fstream>
 #include <thread>
 
 #include "dom0d/cli/control_commands.h"
+#include "checkpoint/xen/hypervisor_caps.h"
 #include "dom0d/daemon/daemon.h"
 #include "tests/support/xen_double/xen_double.h"
 
@@ -452,5 +456,50 @@ TEST_CASE("heartbeats keep flowing while understudyd waits on a hung drbdsetup w
         CHECK(e.kind() != "peer_silent");
     a.stop();
     b.stop();
+    xd::reset();
+}
+
+TEST_CASE("a PV domain on a Xen without shadow paging is refused at protect, before anything starts, with the "
+          "capability and the way out named",
+          "[xen][daemon]")
+{
+    // Debian 12's Xen 4.17: pv, hvm and hap, no shadow paging.
+    Scratch scratch;
+    xd::reset();
+    xd::set_hypervisor_caps(XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_hap);
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.type = "pv";
+    spec.pages = 1024;
+    spec.vif_macs = {"00:16:3e:00:00:01"};
+    spec.disk_targets = {"1-single-0"};
+    const auto domid = xd::create_domain(spec);
+    Daemon primary(parse_daemon_config(config_text(scratch, "a", false, "", "pv"), "a.conf"), [](const std::string &) {});
+    const auto r = protect(primary, "web01", 7399);
+    CHECK_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("PV guest") && Catch::Contains("shadow paging") &&
+                              Catch::Contains("virt_caps pv hvm hap;") && Catch::Contains("CONFIG_SHADOW_PAGING=y") &&
+                              Catch::Contains("PVH"));
+    CHECK(xd::calls().count("xc_shadow_control") == 0); // log-dirty was never tried
+    CHECK(xd::pause_count(domid) == 0);
+    CHECK(primary.status("web01").guests_size() == 0);
+
+    // The same domain as PVH on that Xen tracks its dirty pages with HAP.
+    auto xen = xen::XenSession::open([](const std::string &) {});
+    const auto caps = xen::read_hypervisor_caps(*xen);
+    CHECK(xen::log_dirty_problem(caps, "pvh", "web01").empty());
+    CHECK(xen::log_dirty_problem(caps, "hvm", "web01").empty());
+    // Without HAP either, an HVM domain cannot be tracked; a backup without
+    // HVM support cannot run an HVM or PVH standby, one without PV no PV one.
+    xd::set_hypervisor_caps(XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hvm);
+    CHECK_THAT(xen::log_dirty_problem(xen::read_hypervisor_caps(*xen), "hvm", "web01"),
+               Catch::Contains("neither") && Catch::Contains("virt_caps pv hvm)"));
+    xd::set_hypervisor_caps(XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_shadow);
+    CHECK_THAT(xen::domain_type_problem(xen::read_hypervisor_caps(*xen), "pvh", "web01"),
+               Catch::Contains("cannot run HVM or PVH domains") && Catch::Contains("could never be started here"));
+    CHECK(xen::domain_type_problem(xen::read_hypervisor_caps(*xen), "pv", "web01").empty());
+    xd::set_hypervisor_caps(XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_hap);
+    CHECK_THAT(xen::domain_type_problem(xen::read_hypervisor_caps(*xen), "pv", "web01"),
+               Catch::Contains("cannot run PV domains"));
     xd::reset();
 }

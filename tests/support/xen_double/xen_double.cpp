@@ -132,6 +132,9 @@ std::string g_device_model_replacement; // "": the stand-in's state
 std::vector<std::uint8_t> g_last_stream;
 std::uint32_t g_host_max_leaf = 0x16;
 std::uint32_t g_host_leaf1_ecx = 0xffffffff;
+constexpr std::uint32_t kAllCaps =
+    XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_hap | XEN_SYSCTL_PHYSCAP_shadow;
+std::uint32_t g_hypervisor_caps = kAllCaps;
 constexpr std::uint32_t kMsrPlatformInfo = 0xce;
 
 // The SIGSEGV handler looks domains up here without locks.
@@ -595,6 +598,12 @@ void set_host_cpu(std::uint32_t max_leaf, std::uint32_t leaf1_ecx)
     g_host_leaf1_ecx = leaf1_ecx;
 }
 
+void set_hypervisor_caps(std::uint32_t capabilities)
+{
+    std::lock_guard lock(g_mutex);
+    g_hypervisor_caps = capabilities;
+}
+
 std::uint32_t cpuid_leaf1_ecx(std::uint32_t domid)
 {
     auto d = find(domid);
@@ -932,6 +941,7 @@ void reset()
         g_next_domid = 1;
         g_host_max_leaf = 0x16;
         g_host_leaf1_ecx = 0xffffffff;
+        g_hypervisor_caps = kAllCaps;
         g_restore_error.clear();
         g_last_stream.clear();
         g_device_model_dir.clear();
@@ -2047,6 +2057,18 @@ int libxl_domain_unpause(libxl_ctx *, uint32_t domid, const libxl_asyncop_how *)
             --d->pause_count;
     }
     d->step_cv.notify_all();
+    return 0;
+}
+
+int xc_physinfo(xc_interface *, xc_physinfo_t *info)
+{
+    if (xd::intercept("xc_physinfo"))
+        return -1;
+    *info = {};
+    std::lock_guard lock(xd::g_mutex);
+    info->capabilities = xd::g_hypervisor_caps;
+    info->nr_cpus = 2;
+    info->max_cpu_id = 1;
     return 0;
 }
 

@@ -59,6 +59,9 @@ struct DomainSpec {
 // domain whose highest leaf is above `max_leaf` cannot run here (Xen's rule);
 // leaf 1 ecx features outside `leaf1_ecx` are masked when a policy is set.
 void set_host_cpu(std::uint32_t max_leaf, std::uint32_t leaf1_ecx);
+// What this "hypervisor" can do (xc_physinfo's XEN_SYSCTL_PHYSCAP_* bits);
+// by default pv, hvm, hap and shadow. Debian 12's Xen lacks shadow.
+void set_hypervisor_caps(std::uint32_t capabilities);
 
 // Creates a running domain; returns its domid (from 1 up).
 std::uint32_t create_domain(const DomainSpec &spec);
