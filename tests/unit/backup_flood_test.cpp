@@ -146,12 +146,17 @@ TEST_CASE("a connection flood without a key costs the backup bounded threads, me
     connect_and_close(1000);
 
     // Let the last connections' threads end and be joined.
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while ((thread_count() > threads_before || server.counters().handshaking > 0) &&
-           std::chrono::steady_clock::now() < until)
+    // The stream's own threads come and go: the count is read once, when
+    // it has come back (or at the deadline), and that reading is checked.
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    unsigned threads_after = thread_count();
+    while ((threads_after > threads_before || server.counters().handshaking > 0) &&
+           std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(20ms);
+        threads_after = thread_count();
+    }
     const auto counters = server.counters();
-    INFO("threads " << threads_before << " -> max " << threads_max << " -> " << thread_count() << "; mappings "
+    INFO("threads " << threads_before << " -> max " << threads_max << " -> " << threads_after << "; mappings "
                     << maps_before << " -> " << mapping_count() << "; VmSize " << vm_before / 1024 << " MiB -> "
                     << memory_kib("VmSize") / 1024 << " MiB; VmRSS " << rss_before / 1024 << " MiB -> "
                     << memory_kib("VmRSS") / 1024 << " MiB; accepted " << counters.accepted << ", refused "
@@ -159,12 +164,12 @@ TEST_CASE("a connection flood without a key costs the backup bounded threads, me
                     << counters.handshakes_failed << "; log lines " << log.lines.size());
     CHECK(threads_max <= threads_before + backup.max_handshakes + 3); // + the trickler's
     CHECK(counters.handshaking == 0);
-    CHECK(thread_count() <= threads_before + 1);
+    CHECK(threads_after <= threads_before + 1);
     // Mappings grow by malloc's arenas (a heap and its guard each, 8 per
     // core) and glibc's cache of thread stacks (40 MiB) at most, not by a
     // stack and guard per connection ever made (4,800 here).
 #if defined(UNDERSTUDY_TSAN)
-    const unsigned sanitizer_maps = 200; // ThreadSanitizer maps memory of its own per thread
+    const unsigned sanitizer_maps = 500; // ThreadSanitizer maps memory of its own per thread (up to 350 seen)
 #else
     const unsigned sanitizer_maps = 0;
 #endif
