@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "checkpoint/dirty_bitmap.h"
 #include "checkpoint/pfn.h"
@@ -45,6 +46,16 @@ class Guest {
     [[nodiscard]] virtual std::optional<std::uint64_t> pages_written_since_harvest() { return std::nullopt; }
     // Copies the given pages, in order, into dst (pfns.size() * kPageSize bytes).
     virtual void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const = 0;
+    // The frames the initial copy sends: all of them, except frames the
+    // backend knows are not RAM (a Xen HVM/PVH domain's frames run to its
+    // special pages below 4 GiB), which a standby holds as zeros already.
+    [[nodiscard]] virtual std::vector<Pfn> frames_to_copy() const
+    {
+        std::vector<Pfn> all(memory_size() / kPageSize);
+        for (std::uint64_t i = 0; i < all.size(); ++i)
+            all[i] = Pfn{i};
+        return all;
+    }
 
     // Precondition: paused.
     [[nodiscard]] virtual proto::CpuState save_cpu() const = 0;

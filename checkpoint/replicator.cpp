@@ -241,10 +241,7 @@ void Replicator::precopy(std::uint64_t session)
     };
     // Round 0: all of memory while the guest runs; what it changes meanwhile
     // is in the dirty log and goes again.
-    std::vector<Pfn> all(guest_.memory_size() / kPageSize);
-    for (std::uint64_t i = 0; i < all.size(); ++i)
-        all[i] = Pfn{i};
-    send_pages(all);
+    send_pages(guest_.frames_to_copy());
     // The disk image, in chunks; then, round after round, the regions the
     // guest wrote meanwhile (read from the disk again), while they shrink.
     const std::uint64_t sectors = guest_.disk_bytes() / kSectorSize;

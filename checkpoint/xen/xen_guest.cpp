@@ -571,6 +571,21 @@ void XenGuest::map_all()
                   " frames are not RAM (holes such as the MMIO window) and are sent as zeros");
 }
 
+std::vector<Pfn> XenGuest::frames_to_copy() const
+{
+    std::vector<Pfn> frames;
+    frames.reserve(ram_pages_ ? ram_pages_ : facts_.pages);
+    std::uint64_t pfn = 0;
+    for (const auto &hole : not_ram_) { // ascending, disjoint
+        for (; pfn < hole.first() && pfn < facts_.pages; ++pfn)
+            frames.push_back(Pfn{pfn});
+        pfn = std::max(pfn, hole.first() + hole.count());
+    }
+    for (; pfn < facts_.pages; ++pfn)
+        frames.push_back(Pfn{pfn});
+    return frames;
+}
+
 void XenGuest::find_not_ram()
 {
     // Mapping per batch: each frame is mapped once, as Xen's save does, to

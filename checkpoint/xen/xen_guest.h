@@ -52,6 +52,8 @@ class XenGuest final : public Guest {
     // xc_logdirty_control(PEEK): the log as it is, left as it is.
     [[nodiscard]] std::optional<std::uint64_t> pages_written_since_harvest() override;
     void read_pages(std::span<const Pfn> pfns, std::span<std::uint8_t> dst) const override;
+    // Every frame but those known not to be RAM (holes, the MMIO window).
+    [[nodiscard]] std::vector<Pfn> frames_to_copy() const override;
     proto::CpuState save_cpu() const override;
     proto::DeviceState save_devices() const override;
     void read_disk(std::uint64_t sector, std::span<std::uint8_t> into) const override;

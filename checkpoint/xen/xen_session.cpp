@@ -147,6 +147,15 @@ DomainFacts describe_domain(const XenSession &xen, std::uint32_t domid)
     case LIBXL_DOMAIN_TYPE_PV: facts.type = "pv"; break;
     default: facts.type = "unknown"; break;
     }
+    // libxl_domain_info says HVM for a PVH domain too (it reads only Xen's
+    // hvm flag; seen on Xen 4.17). Xen emulates no devices but the local
+    // APIC for PVH, all of them for HVM.
+    if (facts.type == "hvm") {
+        xc_dominfo_t xc_info{};
+        if (xc_domain_getinfo(xen.xc(), domid, 1, &xc_info) == 1 && xc_info.domid == domid &&
+            (xc_info.arch_config.emulation_flags & XEN_X86_EMU_ALL & ~(XEN_X86_EMU_LAPIC | XEN_X86_EMU_VPCI)) == 0)
+            facts.type = "pvh";
+    }
     facts.max_memkb = info.max_memkb;
     facts.vcpus = info.vcpu_max_id + 1;
     facts.paused = info.paused;

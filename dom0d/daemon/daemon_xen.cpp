@@ -182,7 +182,13 @@ std::unique_ptr<StandbyGuest> Daemon::make_xen_standby(const proto::Hello &hello
         return nullptr;
     }
     const std::uint64_t configured = (g.xl->maxmem_mib ? g.xl->maxmem_mib : g.xl->memory_mib) << 20;
-    if (hello.memory_size() < configured / 2 || hello.memory_size() > configured * 2 + (256u << 20)) {
+    // An HVM or PVH domain's guest-physical frames run past its RAM: Xen puts
+    // its special pages (xenstore, console, ioreq) just below 4 GiB, and RAM
+    // above the MMIO hole when there is more than fits below it. Those frames
+    // are not RAM and cost the standby nothing (a sparse image).
+    const std::uint64_t span_limit =
+        g.xl->type == "pv" ? configured * 2 + (256u << 20) : configured * 2 + (4ull << 30) + (256u << 20);
+    if (hello.memory_size() < configured / 2 || hello.memory_size() > span_limit) {
         *refusal = "guest " + g.name + " has " + std::to_string(hello.memory_size() >> 20) +
                    " MiB of guest-physical frames on the primary, far from the " + std::to_string(configured >> 20) +
                    " MiB its xl.cfg gives it on " + config_.node;

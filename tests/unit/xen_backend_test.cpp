@@ -889,3 +889,32 @@ TEST_CASE("Xen: an HVM standby without device model state is not activated, and 
     CHECK_THROWS_WITH(standby.activate(), Catch::Contains("holds no device model (QEMU) state"));
     CHECK_FALSE(promoted);
 }
+
+TEST_CASE("Xen: a PVH domain is known as PVH though libxl_domain_info says HVM; the initial copy leaves out frames "
+          "that are not RAM",
+          "[xen]")
+{
+    // Real Xen 4.17: libxl_domain_info reports HVM for PVH; a 128 MiB PVH
+    // domain's frames run to its special pages below 4 GiB.
+    Pair pair;
+    const auto domid = make_domain();
+    CHECK(describe_domain(*pair.xen, domid).type == "hvm");
+    xd::reset();
+    xd::DomainSpec spec;
+    spec.name = "web02";
+    spec.type = "pvh";
+    spec.pages = 4096;
+    spec.holes = {100, 101, 3000};
+    const auto pvh = xd::create_domain(spec);
+    CHECK(describe_domain(*pair.xen, pvh).type == "pvh");
+
+    XenGuest guest(pair.xen, pvh);
+    guest.enable_dirty_log(); // finds what is not RAM
+    const auto frames = guest.frames_to_copy();
+    CHECK(frames.size() == 4096 - 3);
+    for (const auto skipped : {100ull, 101ull, 3000ull})
+        CHECK(std::find(frames.begin(), frames.end(), Pfn{skipped}) == frames.end());
+    CHECK(frames.front() == Pfn{0});
+    CHECK(frames.back() == Pfn{4095});
+    guest.disable_dirty_log();
+}

@@ -1116,6 +1116,11 @@ int xc_domain_getinfo(xc_interface *, uint32_t first_domid, unsigned int max_dom
     *info = xc_dominfo_t{};
     info->domid = d->domid;
     info->hvm = d->spec.type != "pv";
+    // What Xen emulates for it, as libxl asks at creation: PVH only the
+    // local APIC, HVM everything but vPCI (Dom0's).
+    info->arch_config.emulation_flags = d->spec.type == "pv"    ? 0u
+                                        : d->spec.type == "pvh" ? XEN_X86_EMU_LAPIC
+                                                                : XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI;
     info->paused = d->pause_count > 0;
     info->shutdown = d->shut_down;
     info->shutdown_reason = d->shut_down ? SHUTDOWN_suspend : 0;
@@ -1494,9 +1499,8 @@ int libxl_domain_info(libxl_ctx *, libxl_dominfo *info_r, uint32_t domid)
     if (!d)
         return ERROR_DOMAIN_NOTFOUND;
     info_r->domid = domid;
-    info_r->domain_type = d->spec.type == "pv"    ? LIBXL_DOMAIN_TYPE_PV
-                          : d->spec.type == "pvh" ? LIBXL_DOMAIN_TYPE_PVH
-                                                  : LIBXL_DOMAIN_TYPE_HVM;
+    // As real libxl (Xen 4.17): PV or HVM from Xen's hvm flag, so HVM for PVH.
+    info_r->domain_type = d->spec.type == "pv" ? LIBXL_DOMAIN_TYPE_PV : LIBXL_DOMAIN_TYPE_HVM;
     info_r->max_memkb = d->spec.pages * 4;
     {
         std::lock_guard holes_stable(d->step_mutex);
