@@ -19,7 +19,7 @@ namespace {
 } // namespace
 
 StandbyImage::StandbyImage(std::string name, std::uint64_t memory_size, std::uint64_t disk_bytes,
-                           const std::filesystem::path &replica)
+                           const std::filesystem::path &replica, Memory memory)
     : name_(std::move(name)), memory_size_(memory_size), disk_bytes_(disk_bytes), replica_(replica)
 {
     if (memory_size == 0 || memory_size % kPageSize)
@@ -27,7 +27,8 @@ StandbyImage::StandbyImage(std::string name, std::uint64_t memory_size, std::uin
                                     " is not a positive multiple of the page size");
     // The standby holds all of guest RAM once synced: commit it now, in one
     // go, rather than fault it in page by page during the first copy.
-    void *p = mmap(nullptr, memory_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    const int commit = memory == Memory::committed ? MAP_POPULATE : MAP_NORESERVE;
+    void *p = mmap(nullptr, memory_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | commit, -1, 0);
     if (p == MAP_FAILED)
         fail("standby " + name_ + ": reserve " + std::to_string(memory_size) + " bytes of memory");
     base_ = static_cast<std::uint8_t *>(p);

@@ -18,8 +18,12 @@ class StandbyImage : public StandbyGuest {
     // it (REPLICA.syncing.N), so a resync never touches the committed copy's
     // disk; take_place() renames it onto `replica`. A copy destroyed before
     // that removes its file.
+    // Memory is committed up front (all of it is RAM the first copy fills)
+    // unless `sparse`: a Xen HVM/PVH domain's frames run past its RAM to
+    // Xen's special pages below 4 GiB, and only what is written is backed.
+    enum class Memory { committed, sparse };
     StandbyImage(std::string name, std::uint64_t memory_size, std::uint64_t disk_bytes,
-                 const std::filesystem::path &replica);
+                 const std::filesystem::path &replica, Memory memory = Memory::committed);
     ~StandbyImage() override;
     StandbyImage(const StandbyImage &) = delete;
     StandbyImage &operator=(const StandbyImage &) = delete;

@@ -32,7 +32,8 @@ std::string standby_config_problem(const XlConfig &config)
 }
 
 XenStandby::XenStandby(XlConfig config, std::uint64_t memory_size, OpenXen open_xen, std::function<void()> before_create)
-    : StandbyImage(config.name, memory_size, 0, {}), config_(std::move(config)), open_xen_(std::move(open_xen)),
+    : StandbyImage(config.name, memory_size, 0, {}, config.type == "pv" ? Memory::committed : Memory::sparse),
+      config_(std::move(config)), open_xen_(std::move(open_xen)),
       before_create_(std::move(before_create))
 {
 }

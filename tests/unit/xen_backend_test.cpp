@@ -918,3 +918,22 @@ TEST_CASE("Xen: a PVH domain is known as PVH though libxl_domain_info says HVM; 
     CHECK(frames.back() == Pfn{4095});
     guest.disable_dirty_log();
 }
+
+TEST_CASE("Xen: an HVM or PVH standby costs the backup only the frames written to it, not its whole frame span",
+          "[xen]")
+{
+    // A 128 MiB PVH domain on real Xen spans 4080 MiB of frames; a backup
+    // Dom0 of 1 GiB could not hold that committed up front.
+    auto rss_kib = [] {
+        std::ifstream status("/proc/self/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("VmRSS:", 0) == 0)
+                return std::stoull(line.substr(6));
+        return 0ull;
+    };
+    const auto before = rss_kib();
+    XenStandby standby(web_config(128, "pvh"), 64ull << 30, nullptr, nullptr);
+    CHECK(standby.memory_size() == 64ull << 30);
+    CHECK(rss_kib() < before + (64u << 10)); // less than 64 MiB more
+}
