@@ -127,6 +127,18 @@ bool is_gratuitous_arp(const std::vector<std::uint8_t> &f, const std::uint8_t (&
            std::equal(addr, addr + 4, f.begin() + 38);
 }
 
+// Domain web01 as config_text's xl.cfg describes it, 4 MiB.
+xd::DomainSpec web01_as_configured(const std::string &type)
+{
+    xd::DomainSpec spec;
+    spec.name = "web01";
+    spec.type = type;
+    spec.pages = 1024;
+    spec.vif_macs = {"00:16:3e:00:00:01"};
+    spec.disk_targets = {"1-single-0"};
+    return spec;
+}
+
 bool wait_protected(Daemon &d, const std::string &guest)
 {
     const auto until = std::chrono::steady_clock::now() + 20s;
@@ -422,13 +434,7 @@ TEST_CASE("heartbeats keep flowing while understudyd waits on a hung drbdsetup w
     REQUIRE((alive(a) && alive(b)));
 
     xd::reset();
-    xd::DomainSpec spec;
-    spec.name = "web01";
-    spec.type = "hvm";
-    spec.pages = 1024;
-    spec.vif_macs = {"00:16:3e:00:00:01"};
-    spec.disk_targets = {"1-single-0"};
-    xd::create_domain(spec);
+    xd::create_domain(web01_as_configured("hvm"));
     setenv("FAKE_DRBD_HANG", "3", 1);
     setenv("FAKE_DRBD_FAIL", "TEST: a hung drbdsetup, then an error", 1);
     proto::ControlResponse protected_;
@@ -467,13 +473,7 @@ TEST_CASE("a PV domain on a Xen without shadow paging is refused at protect, bef
     Scratch scratch;
     xd::reset();
     xd::set_hypervisor_caps(XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_hap);
-    xd::DomainSpec spec;
-    spec.name = "web01";
-    spec.type = "pv";
-    spec.pages = 1024;
-    spec.vif_macs = {"00:16:3e:00:00:01"};
-    spec.disk_targets = {"1-single-0"};
-    const auto domid = xd::create_domain(spec);
+    const auto domid = xd::create_domain(web01_as_configured("pv"));
     Daemon primary(parse_daemon_config(config_text(scratch, "a", false, "", "pv"), "a.conf"), [](const std::string &) {});
     const auto r = protect(primary, "web01", 7399);
     CHECK_FALSE(r.ok());
